@@ -1,0 +1,56 @@
+"""Turn a TrainConfig into objects: the one place where configuration meets classes."""
+
+from __future__ import annotations
+
+import torch
+
+from dynaplan.config import TrainConfig
+from dynaplan.envs import EnvSpec, known_reward
+from dynaplan.errors import ConfigError
+from dynaplan.models import DynamicsModel, RewardModel
+from dynaplan.planners import CEMPlanner, ModelObjective, Planner, RandomShootingPlanner
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available (use cpu or auto)")
+    return torch.device(name)
+
+
+def build_models(spec: EnvSpec, device: torch.device) -> tuple[DynamicsModel, RewardModel]:
+    """Fresh models; their initial weights come from torch's global generator, which
+    the loop seeds once per run."""
+    dynamics = DynamicsModel(spec.obs_dim, spec.action_dim).to(device)
+    reward = RewardModel(spec.obs_dim, spec.action_dim).to(device)
+    return dynamics, reward
+
+
+def build_objective(
+    config: TrainConfig, dynamics: DynamicsModel, reward: RewardModel
+) -> ModelObjective:
+    """Plan with the learned reward model or, with `reward: known`, the env's own."""
+    reward_fn = known_reward(config.env) if config.reward == "known" else reward
+    return ModelObjective(dynamics, reward_fn)
+
+
+def build_planner(
+    config: TrainConfig, objective, spec: EnvSpec, generator: torch.Generator
+) -> Planner:
+    common = dict(
+        objective=objective,
+        action_low=spec.action_low,
+        action_high=spec.action_high,
+        horizon=config.horizon,
+        generator=generator,
+    )
+    if config.planner == "random":
+        return RandomShootingPlanner(**common, num_sequences=config.num_sequences)
+    return CEMPlanner(
+        **common,
+        num_sequences=config.num_sequences,
+        num_iterations=config.cem_iterations,
+        num_elites=config.num_elites,
+    )

@@ -1,0 +1,181 @@
+"""`dynaplan train | compare | eval | plot`: the command line.
+
+Every `train` flag comes from a TrainConfig field and its one-line help. Precedence:
+built-in defaults (the seed exercise) < `--config FILE` < flags. Bad input ends with
+one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynaplan.config import TrainConfig, load_config_file
+from dynaplan.errors import ConfigError
+
+_TYPES = {int: int, float: float, str: str}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        kwargs: dict[str, Any] = {"default": None, "help": f"{f.metadata['help']} "
+                                  f"(default: {f.default})"}
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        kwargs["type"] = _TYPES[type(f.default)]
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML or JSON file of train options; flags override it")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or per-episode lines")
+
+
+def _config_from_args(args: argparse.Namespace, **override: Any) -> TrainConfig:
+    values: dict[str, Any] = {}
+    if args.config:
+        values.update(TrainConfig.from_dict(load_config_file(args.config),
+                                            source=f"config file {args.config}").to_dict())
+    for f in dataclasses.fields(TrainConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    values.update(override)
+    return TrainConfig(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dynaplan", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="learn models and act with MPC (the seed exercise)",
+                       description="Learn dynamics and reward models, plan with MPC, "
+                                   "write a run folder. No flags = the seed exercise.")
+    _add_train_flags(p)
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: runs/<env>__<planner>__s<seed>__<time>)")
+
+    p = sub.add_parser("compare", help="train several planners over several seeds, one figure",
+                       description="Train each planner with each seed and plot return per "
+                                   "iteration: mean and min-max band over seeds.")
+    p.add_argument("--planners", nargs="+", default=["cem", "random"],
+                   choices=["cem", "random"], help="planners to compare")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds per planner")
+    _add_train_flags(p, skip=("planner", "seed"))
+    p.add_argument("--out", metavar="DIR",
+                   help="comparison folder (default: runs/compare__<env>__<time>)")
+
+    p = sub.add_parser("eval", help="act with a trained run's models and planner",
+                       description="Load a run's last checkpoint and run evaluation episodes.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by dynaplan train")
+    p.add_argument("--episodes", type=int, default=10, help="episodes on fixed reset seeds")
+    p.add_argument("--video", action="store_true", help="save an mp4 of the first episode")
+    p.add_argument("--seed", type=int, default=0, help="seed of the planner's sampling")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="torch device; auto picks cuda when available")
+
+    p = sub.add_parser("plot", help="redraw figures from metrics.csv",
+                       description="Redraw each run's figures into RUN_DIR/plots; with "
+                                   "several runs also one overlay of their returns.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders with metrics.csv")
+    p.add_argument("--out", metavar="FILE", default="returns_overlay.png",
+                   help="overlay figure path when several runs are given")
+    return parser
+
+
+def _echo(quiet: bool):
+    if quiet:
+        return lambda *a, **k: None
+    from tqdm.auto import tqdm
+
+    return tqdm.write
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dynaplan.loop import train
+
+    config = _config_from_args(args)
+    result = train(config, Path(args.out) if args.out else None, progress=not args.quiet,
+                   echo=_echo(args.quiet))
+    if args.quiet:
+        print(result.run_dir)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dynaplan.compare import compare
+
+    base = _config_from_args(args, planner=args.planners[0], seed=args.seeds[0])
+    out = Path(args.out) if args.out else Path("runs") / (
+        f"compare__{base.env}__{time.strftime('%Y%m%d-%H%M%S')}")
+    table = compare(base, args.planners, args.seeds, out, progress=not args.quiet,
+                    echo=_echo(args.quiet))
+    print(table)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dynaplan.evaluate import evaluate_run
+
+    if args.episodes <= 0:
+        raise ConfigError(f"--episodes must be positive, got {args.episodes}")
+    result = evaluate_run(Path(args.run_dir), args.episodes, args.video, args.seed, args.device)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from dynaplan.metrics import read_metrics
+    from dynaplan.plots import plot_comparison, plot_run
+
+    runs = []
+    for d in map(Path, args.run_dirs):
+        if not (d / "metrics.csv").is_file():
+            raise ConfigError(f"{d} is not a run folder (no metrics.csv)")
+        metrics = read_metrics(d / "metrics.csv")
+        if not metrics:
+            raise ConfigError(f"{d}/metrics.csv has no rows yet")
+        runs.append((d, metrics))
+        for path in plot_run(metrics, d / "plots", d.name):
+            print(path)
+    if len(runs) > 1:
+        key = lambda m: "eval/return" if np.isfinite(m["eval/return"]).any() else "train/return"  # noqa: E731
+        curves = {d.name: [m[key(m)]] for d, m in runs}
+        print(plot_comparison(curves, Path(args.out), "Return per iteration", "Return"))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "eval": cmd_eval, "plot": cmd_plot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), as a return value
+        return int(exc.code or 0)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"dynaplan: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dynaplan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

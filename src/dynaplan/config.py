@@ -1,0 +1,137 @@
+"""Run configuration: one frozen dataclass whose field docs become `--help`.
+
+The defaults are the seed exercise's hyperparameters (Pendulum-v1, CEM, 100 iterations of
+200 steps, seed 123). Validation happens on construction, so a bad value never reaches the
+training loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dynaplan.errors import ConfigError
+
+PLANNERS = ("cem", "random")
+DEVICES = ("auto", "cpu", "cuda")
+REWARDS = ("learned", "known")
+
+
+def _f(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a `dynaplan train` run (saved as config.json)."""
+
+    env: str = _f("Pendulum-v1", "gymnasium environment id (Box observation and action spaces)")
+    planner: str = _f("cem", "trajectory optimizer", choices=PLANNERS)
+    iterations: int = _f(100, "outer iterations of fit-then-act (Algorithm 1)")
+    steps_per_iteration: int = _f(
+        200, "environment steps collected with the planner per iteration (whole episodes)"
+    )
+    random_trajectories: int = _f(10, "random-action episodes collected before the first fit")
+    horizon: int = _f(15, "planning horizon H in steps")
+    num_sequences: int = _f(100, "candidate action sequences N per planner iteration")
+    cem_iterations: int = _f(5, "CEM refinement iterations per plan call")
+    num_elites: int = _f(10, "CEM elites: best sequences that refit the sampling distribution")
+    epochs: int = _f(50, "passes over the training split per model fit")
+    batch_size: int = _f(2000, "minibatch size for model fitting")
+    lr: float = _f(3e-4, "Adam learning rate of the dynamics and the reward model")
+    valid_fraction: float = _f(0.2, "share of transitions held out for validation loss")
+    input_noise: float = _f(0.001, "std of Gaussian noise added to normalized model inputs")
+    reward: str = _f("learned", "plan with the learned reward model or the env's known reward",
+                     choices=REWARDS)
+    eval_episodes: int = _f(
+        0, "episodes on fixed reset seeds after each iteration, not added to the data"
+    )
+    video_every: int = _f(10, "save an mp4 of the last episode every K iterations (0: never)")
+    seed: int = _f(123, "seed of every random generator (env, data split, init, planner)")
+    device: str = _f("auto", "torch device; auto picks cuda when available", choices=DEVICES)
+
+    def __post_init__(self) -> None:
+        positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",
+                    "num_sequences", "cem_iterations", "num_elites", "epochs", "batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        for name in ("eval_episodes", "video_every", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}")
+        for name in ("lr", "valid_fraction", "input_noise"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0 < self.valid_fraction < 1:
+            raise ConfigError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.input_noise < 0:
+            raise ConfigError(f"input_noise must be >= 0, got {self.input_noise}")
+        if not isinstance(self.env, str) or not self.env:
+            raise ConfigError(f"env must be a non-empty string, got {self.env!r}")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ConfigError(
+                    f"{f.name} must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}"
+                )
+        if self.planner == "cem" and self.num_elites > self.num_sequences:
+            raise ConfigError(
+                f"num_elites ({self.num_elites}) must not exceed num_sequences "
+                f"({self.num_sequences})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping whose keys may use dashes or underscores."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        clean: dict[str, Any] = {}
+        for key, value in data.items():
+            name = str(key).replace("-", "_")
+            if name not in names:
+                raise ConfigError(f"{source}: unknown key {key!r}")
+            clean[name] = value
+        kinds = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+        for name, value in clean.items():
+            if kinds[name] is float and isinstance(value, int) and not isinstance(value, bool):
+                clean[name] = float(value)
+            elif kinds[name] is str and not isinstance(value, str):
+                raise ConfigError(f"{source}: {name} must be a string, got {value!r}")
+        return cls(**clean)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON mapping of train options; refuse anything else in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # any parser error becomes one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"config file {path} could not be parsed: {first}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option: value")
+    return data

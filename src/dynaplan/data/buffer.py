@@ -1,0 +1,105 @@
+"""Replay buffer of transitions (obs, action, reward, next_obs, terminated, truncated).
+
+Storage is preallocated numpy arrays that double when full, so appending is amortised
+O(1) and never copies the whole data set per step. `split` gives a shuffled
+train/validation partition from a caller's generator; `save`/`load` use `.npz` without
+pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from dynaplan.errors import ConfigError
+
+_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of the training and validation parts of a buffer."""
+
+    train: np.ndarray
+    valid: np.ndarray
+
+
+class ReplayBuffer:
+    """Growing store of transitions; arrays are views of the filled part."""
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int = 1024) -> None:
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self._size = 0
+        capacity = max(1, capacity)
+        self._data = {
+            "obs": np.zeros((capacity, obs_dim), np.float32),
+            "action": np.zeros((capacity, action_dim), np.float32),
+            "reward": np.zeros((capacity,), np.float32),
+            "next_obs": np.zeros((capacity, obs_dim), np.float32),
+            "terminated": np.zeros((capacity,), bool),
+            "truncated": np.zeros((capacity,), bool),
+        }
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _grow(self) -> None:
+        for key, arr in self._data.items():
+            bigger = np.zeros((2 * arr.shape[0],) + arr.shape[1:], arr.dtype)
+            bigger[: self._size] = arr[: self._size]
+            self._data[key] = bigger
+
+    def add(self, obs, action, reward, next_obs, terminated=False, truncated=False) -> None:
+        """Append one transition."""
+        if self._size == self._data["obs"].shape[0]:
+            self._grow()
+        i = self._size
+        self._data["obs"][i] = obs
+        self._data["action"][i] = action
+        self._data["reward"][i] = reward
+        self._data["next_obs"][i] = next_obs
+        self._data["terminated"][i] = terminated
+        self._data["truncated"][i] = truncated
+        self._size += 1
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name in _FIELDS:
+            return self.__dict__["_data"][name][: self.__dict__["_size"]]
+        raise AttributeError(name)
+
+    def split(self, valid_fraction: float, rng: np.random.Generator) -> Split:
+        """Shuffle all rows with `rng` and hold out `valid_fraction` of them (at least one
+        row each side when the buffer has two or more)."""
+        n = self._size
+        perm = rng.permutation(n)
+        n_valid = int(round(n * valid_fraction))
+        if n >= 2:
+            n_valid = min(max(n_valid, 1), n - 1)
+        return Split(train=perm[n_valid:], valid=perm[:n_valid])
+
+    def save(self, file: str | Path | BinaryIO) -> None:
+        """Write all fields as one `.npz` (a path or an open binary file)."""
+        np.savez(file, **{k: getattr(self, k) for k in _FIELDS})
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayBuffer:
+        """Read a buffer written by `save`; refuse a bad file in one line."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in _FIELDS}
+        except FileNotFoundError:
+            raise ConfigError(f"buffer file not found: {path}") from None
+        except Exception as exc:
+            raise ConfigError(f"buffer file {path} is unreadable: {exc}") from None
+        n = arrays["obs"].shape[0]
+        if arrays["obs"].ndim != 2 or any(a.shape[0] != n for a in arrays.values()):
+            raise ConfigError(f"buffer file {path} has inconsistent arrays")
+        buf = cls(arrays["obs"].shape[1], arrays["action"].shape[1], capacity=n)
+        for k in _FIELDS:
+            buf._data[k][:n] = arrays[k]
+        buf._size = n
+        return buf

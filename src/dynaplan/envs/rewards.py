@@ -1,0 +1,42 @@
+"""Known reward functions in torch, keyed by environment id.
+
+A reward function maps `(obs [..., O], action [..., A], next_obs [..., O]) -> reward [...]`
+and must equal the environment's own reward for the same transition (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from dynaplan.errors import ConfigError
+
+RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def pendulum_reward(
+    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+) -> torch.Tensor:
+    """Pendulum-v1: -(theta^2 + 0.1 theta_dot^2 + 0.001 u^2), theta wrapped to [-pi, pi).
+
+    obs = [cos theta, sin theta, theta_dot] before the step; u is clipped to [-2, 2] as the
+    environment does.
+    """
+    theta = torch.atan2(obs[..., 1], obs[..., 0])
+    u = action[..., 0].clamp(-2.0, 2.0)
+    return -(theta**2 + 0.1 * obs[..., 2] ** 2 + 0.001 * u**2)
+
+
+KNOWN_REWARDS: dict[str, RewardFn] = {"Pendulum-v1": pendulum_reward}
+
+
+def known_reward(env_id: str) -> RewardFn:
+    """The registered reward of `env_id`, or a ConfigError naming those that exist."""
+    try:
+        return KNOWN_REWARDS[env_id]
+    except KeyError:
+        raise ConfigError(
+            f"no known reward for {env_id!r}; known rewards exist for: "
+            f"{', '.join(sorted(KNOWN_REWARDS))} (use --reward learned)"
+        ) from None

@@ -1,0 +1,78 @@
+"""Figures from metrics: the seed's three plots per run, and the planner comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _finite(values: Sequence[float]) -> bool:
+    return bool(np.isfinite(np.asarray(values, dtype=float)).any())
+
+
+def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str) -> list[Path]:
+    """return.png, dynamics_loss.png, reward_loss.png (the seed's three figures)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    it = metrics["iteration"]
+    figures = [
+        ("return.png", "Return", [("train/return", "training episodes", "tab:blue"),
+                                  ("eval/return", "evaluation (mean)", "tab:green")]),
+        ("dynamics_loss.png", "Dynamics loss (MSE, normalized)",
+         [("model/dynamics_train_loss", "train", "tab:blue"),
+          ("model/dynamics_valid_loss", "validation", "tab:red")]),
+        ("reward_loss.png", "Reward loss (MSE, normalized)",
+         [("model/reward_train_loss", "train", "tab:blue"),
+          ("model/reward_valid_loss", "validation", "tab:red")]),
+    ]
+    paths = []
+    for name, ylabel, curves in figures:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label, color in curves:
+            if key in metrics and _finite(metrics[key]):
+                marker = "." if len(it) < 30 else None
+                ax.plot(it, metrics[key], color=color, label=label, marker=marker)
+        if name == "return.png" and _finite(metrics.get("eval/return_min", [])):
+            ax.fill_between(it, metrics["eval/return_min"], metrics["eval/return_max"],
+                            color="tab:green", alpha=0.2, label="evaluation min-max")
+        if "loss" in name:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("Iteration")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        paths.append(folder / name)
+    return paths
+
+
+def plot_comparison(
+    curves: Mapping[str, Sequence[Sequence[float]]], path: Path, title: str, ylabel: str
+) -> Path:
+    """One curve per method: mean over seeds with a min-max band. curves[name]: per seed
+    a list of values per iteration (seeds may differ in length; the common prefix is used)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, runs in curves.items():
+        length = min(len(r) for r in runs)
+        data = np.asarray([r[:length] for r in runs], dtype=float)
+        x = np.arange(length)
+        ax.plot(x, data.mean(0), label=f"{name} (mean of {len(runs)})")
+        ax.fill_between(x, data.min(0), data.max(0), alpha=0.2)
+    ax.set_title(title)
+    ax.set_xlabel("Iteration")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
