@@ -36,10 +36,11 @@ class FitResult:
 
 def minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     """Cut a permutation into batches covering every row; a one-row tail joins the batch
-    before it."""
-    batches = list(torch.split(perm, batch_size))
+    before it (BatchNorm cannot normalize one row), and batches hold at least two rows."""
+    batches = list(torch.split(perm, max(batch_size, 2)))
     if len(batches) > 1 and batches[-1].numel() == 1:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        tail = batches.pop()
+        batches[-1] = torch.cat([batches[-1], tail])
     return batches
 
 

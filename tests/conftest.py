@@ -1,0 +1,25 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _fixed_threads():
+    # same thread count in every test: reductions, and so results, stay bit-identical
+    torch.set_num_threads(1)
+    yield
+
+
+TINY = [
+    "--iterations", "2",
+    "--random-trajectories", "1",
+    "--steps-per-iteration", "1",
+    "--horizon", "3",
+    "--num-sequences", "8",
+    "--cem-iterations", "2",
+    "--num-elites", "2",
+    "--epochs", "2",
+    "--batch-size", "64",
+    "--video-every", "0",
+    "--device", "cpu",
+    "--quiet",
+]

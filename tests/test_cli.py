@@ -1,0 +1,136 @@
+"""Every command in-process on a tiny budget; determinism; the run folder's contents."""
+
+import csv
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import TINY
+
+from dynaplan.cli import main
+from dynaplan.config import TrainConfig
+
+
+def read_rows(path, drop_timing=True):
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: v for k, v in r.items() if not (drop_timing and k.startswith("time/"))}
+            for r in rows]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    code = main(["train", *TINY, "--eval-episodes", "2", "--video-every", "1",
+                 "--seed", "5", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_train_writes_the_run_folder(run_dir):
+    for name in ("config.json", "metrics.csv", "summary.json", "episodes.csv",
+                 "checkpoints/models.pt", "checkpoints/buffer.npz", "plots/return.png",
+                 "plots/dynamics_loss.png", "plots/reward_loss.png",
+                 "videos/iteration_0000.mp4", "videos/iteration_0001.mp4"):
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["seed"] == 5 and config["horizon"] == 3
+    rows = read_rows(run_dir / "metrics.csv", drop_timing=False)
+    assert [int(r["iteration"]) for r in rows] == [0, 1]
+    # 1 random episode + 1 planned episode per iteration, 200 steps each
+    assert [int(r["env_steps"]) for r in rows] == [400, 600]
+    for r in rows:
+        assert float(r["eval/return_min"]) <= float(r["eval/return"]) <= float(r["eval/return_max"])
+        assert float(r["time/plan_ms_p50"]) > 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 600 and summary["plan_ms_p50"] > 0
+
+
+def test_same_seed_same_metrics(run_dir, tmp_path):
+    again = tmp_path / "again"
+    assert main(["train", *TINY, "--eval-episodes", "2", "--video-every", "1",
+                 "--seed", "5", "--out", str(again)]) == 0
+    assert read_rows(again / "metrics.csv") == read_rows(run_dir / "metrics.csv")
+    other = tmp_path / "other"
+    assert main(["train", *TINY, "--eval-episodes", "2", "--seed", "6", "--out", str(other)]) == 0
+    assert read_rows(other / "metrics.csv") != read_rows(run_dir / "metrics.csv")
+
+
+def test_eval_loads_the_checkpoint(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--episodes", "2", "--video"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 2 and len(result["returns"]) == 2
+    assert result["checkpoint_iteration"] == 1
+    assert (run_dir / "videos" / "eval.mp4").stat().st_size > 0
+
+
+def test_plot_redraws_figures(run_dir, tmp_path, capsys):
+    second = tmp_path / "second"
+    shutil.copytree(run_dir, second)
+    shutil.rmtree(second / "plots")
+    overlay = tmp_path / "overlay.png"
+    assert main(["plot", str(run_dir), str(second), "--out", str(overlay)]) == 0
+    assert (second / "plots" / "return.png").is_file() and overlay.is_file()
+
+
+def test_compare_draws_one_figure_and_a_table(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = [a for a in TINY if a != "--quiet"]
+    code = main(["compare", "--planners", "cem", "random", "--seeds", "0", "1",
+                 *args, "--iterations", "1", "--quiet", "--out", str(out)])
+    assert code == 0
+    assert (out / "returns.png").is_file()
+    for trial in ("cem__s0", "cem__s1", "random__s0", "random__s1"):
+        assert (out / trial / "metrics.csv").is_file()
+    with open(out / "final_returns.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["planner"] for r in table] == ["cem", "random"]
+    assert "| cem |" in capsys.readouterr().out
+
+
+def test_config_file_sets_options_and_flags_override(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("horizon: 4\nnum-sequences: 12\nplanner: random\n")
+    out = tmp_path / "r"
+    assert main(["train", *TINY, "--config", str(cfg), "--num-sequences", "9",
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    # TINY sets --horizon 3 on the command line, which wins over the file's 4
+    assert (config["horizon"], config["num_sequences"], config["planner"]) == (3, 9, "random")
+    js = tmp_path / "c.json"
+    js.write_text(json.dumps({"epochs": 1, "lr": 1}))
+    assert main(["train", *TINY, "--config", str(js), "--out", str(tmp_path / "j")]) == 0
+    assert json.loads((tmp_path / "j" / "config.json").read_text())["lr"] == 1.0
+
+
+def test_no_flags_is_the_seed_exercise():
+    c = TrainConfig()
+    assert (c.env, c.planner, c.random_trajectories, c.horizon, c.num_sequences) == (
+        "Pendulum-v1", "cem", 10, 15, 100)
+    assert (c.iterations, c.steps_per_iteration, c.seed, c.cem_iterations, c.num_elites) == (
+        100, 200, 123, 5, 10)
+    assert (c.epochs, c.batch_size, c.lr, c.valid_fraction, c.input_noise) == (
+        50, 2000, 3e-4, 0.2, 0.001)
+    assert c.reward == "learned"
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "eval", "plot"])
+def test_help_lists_every_flag_with_a_description(command, capsys):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    if command in ("train", "compare"):
+        for flag in ("--env", "--horizon", "--num-sequences", "--cem-iterations",
+                     "--num-elites", "--epochs", "--batch-size", "--lr", "--device",
+                     "--config", "--eval-episodes", "--video-every", "--reward", "--quiet",
+                     "--iterations", "--steps-per-iteration", "--random-trajectories", "--out"):
+            assert flag in text, flag
+    if command == "train":
+        assert "--planner" in text and "--seed" in text
+
+
+def test_installed_console_script():
+    if shutil.which("dynaplan") is None:
+        pytest.skip("dynaplan console script not on PATH (package not installed)")
+    result = subprocess.run(["dynaplan", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--horizon" in result.stdout

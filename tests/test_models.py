@@ -1,0 +1,98 @@
+"""Models fit a known linear system; normalizers round-trip; the fused planning network
+equals the modules it was folded from; fitting uses every row and survives tiny batches."""
+
+import numpy as np
+import torch
+
+from dynaplan.data import ReplayBuffer
+from dynaplan.models import DynamicsModel, ModelFitter, Normalizer, RewardModel
+from dynaplan.models.fit import minibatches
+from dynaplan.models.fused import FusedMLPs
+from dynaplan.planners import ModelObjective
+
+A_MAT = np.array([[0.9, 0.2], [-0.1, 0.95]], np.float32)
+B_MAT = np.array([[0.0], [0.5]], np.float32)
+
+
+def linear_buffer(n, seed=0):
+    """s' = A s + B a, r = -(s . s) - 0.1 a^2 with s, a uniform."""
+    rng = np.random.default_rng(seed)
+    buf = ReplayBuffer(2, 1, capacity=8)
+    s = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    a = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    nxt = s @ A_MAT.T + a @ B_MAT.T
+    r = -(s**2).sum(1) - 0.1 * a[:, 0] ** 2
+    for i in range(n):
+        buf.add(s[i], a[i], r[i], nxt[i])
+    return buf
+
+
+def fitted(n=3000, epochs=60, batch=256):
+    torch.manual_seed(0)
+    buf = linear_buffer(n)
+    dyn, rew = DynamicsModel(2, 1), RewardModel(2, 1)
+    fitter = ModelFitter(dyn, rew, lr=3e-3, epochs=epochs, batch_size=batch, input_noise=0.001)
+    result = fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator().manual_seed(0))
+    return buf, dyn, rew, result
+
+
+def test_models_fit_a_known_linear_system():
+    _, dyn, rew, result = fitted()
+    assert result.dynamics_valid < 0.02 and result.reward_valid < 0.02
+    test = linear_buffer(500, seed=99)
+    s, a = torch.as_tensor(test.obs), torch.as_tensor(test.action)
+    with torch.no_grad():
+        pred_next, pred_r = dyn(s, a), rew(s, a)
+    assert torch.mean((pred_next - torch.as_tensor(test.next_obs)) ** 2) < 1e-3
+    assert torch.mean((pred_r - torch.as_tensor(test.reward)) ** 2) < 5e-3
+
+
+def test_normalizer_round_trip_and_statistics():
+    x = torch.randn(1000, 3) * torch.tensor([1.0, 10.0, 0.0]) + torch.tensor([5.0, -2.0, 7.0])
+    norm = Normalizer(3)
+    norm.fit(x)
+    z = norm.normalize(x)
+    assert torch.allclose(z[:, :2].mean(0), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(z[:, :2].std(0, correction=0), torch.ones(2), atol=1e-4)
+    assert norm.std[2] == 1.0  # a constant feature passes through unscaled
+    assert torch.allclose(norm.denormalize(z), x, atol=1e-4)
+    # saved with the model
+    restored = Normalizer(3)
+    restored.load_state_dict(norm.state_dict())
+    assert torch.equal(restored.mean, norm.mean) and torch.equal(restored.std, norm.std)
+
+
+def test_fused_network_equals_the_modules():
+    _, dyn, rew, _ = fitted(n=600, epochs=3)
+    s, a = torch.randn(64, 2), torch.rand(64, 1) * 2 - 1
+    out = FusedMLPs([dyn, rew])(torch.cat([s, a], 1))
+    with torch.no_grad():
+        assert torch.allclose(s + out[0], dyn(s, a), atol=1e-5)
+        assert torch.allclose(out[1, :, 0], rew(s, a), atol=1e-5)
+    actions = torch.rand(2, 16, 5, 1) * 2 - 1
+    fast = ModelObjective(dyn, rew, fused=True)(s[:2], actions)
+    plain = ModelObjective(dyn, rew, fused=False)(s[:2], actions)
+    assert torch.allclose(fast, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_minibatches_cover_every_row_and_never_hold_one():
+    for n, size in [(1600, 2000), (2001, 2000), (4001, 2000), (10, 3), (2, 1)]:
+        batches = minibatches(torch.randperm(n), size)
+        rows = torch.cat(batches)
+        assert sorted(rows.tolist()) == list(range(n))
+        assert all(b.numel() >= 2 for b in batches)
+
+
+def test_seed_defaults_train_below_2500_transitions():
+    """The seed skipped every batch while n_train <= batch size; dynaplan must not."""
+    torch.manual_seed(0)
+    buf = linear_buffer(2002)  # 1602 training rows < batch 2000; with 0.2 valid
+    dyn, rew = DynamicsModel(2, 1), RewardModel(2, 1)
+    before = [p.clone() for p in dyn.parameters()]
+    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=2, batch_size=2000, input_noise=0.001)
+    result = fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator())
+    assert any(not torch.equal(p, q) for p, q in zip(before, dyn.parameters()))
+    assert np.isfinite(result.dynamics_train)
+    # 2001 training rows, batch 2000: the one-row tail must not crash BatchNorm
+    buf = linear_buffer(2502)
+    fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator())
