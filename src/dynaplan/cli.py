@@ -93,6 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders with metrics.csv")
     p.add_argument("--out", metavar="FILE", default="returns_overlay.png",
                    help="overlay figure path when several runs are given")
+
+    p = sub.add_parser("bench", help="time planning against the matmul floor and the seed",
+                       description="Time plan calls of the seed's settings and a PETS-sized "
+                                   "one, against this machine's matmul floor and the seed's "
+                                   "own planners; also MPC steps/s and fitting s/epoch.")
+    p.add_argument("--json", metavar="FILE", help="also write all figures as JSON")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="torch device; auto picks cuda when available")
+    p.add_argument("--calls", type=int, default=200, help="timed plan calls per setting")
+    p.add_argument("--warmup", type=int, default=10, help="untimed plan calls first")
+    p.add_argument("--seed-reference", metavar="PY",
+                   default="../shared/anchors/seed_reference.py",
+                   help="the seed's code to time side by side ('' to skip)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the planning network first")
+    p.add_argument("--fit-epochs", type=int, default=5, help="timed fitting epochs")
+    p.add_argument("--loop-steps", type=int, default=200, help="timed MPC environment steps")
     return parser
 
 
@@ -158,7 +175,28 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "eval": cmd_eval, "plot": cmd_plot}
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dynaplan.bench import format_table, run_bench, write_json
+    from dynaplan.build import resolve_device
+
+    for name in ("calls", "fit_epochs", "loop_steps"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    if args.warmup < 0:
+        raise ConfigError("--warmup must be >= 0")
+    ref = Path(args.seed_reference) if args.seed_reference else None
+    if ref is not None and not ref.is_file():
+        raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
+    report = run_bench(resolve_device(args.device), args.calls, args.warmup, ref, args.compile,
+                       args.fit_epochs, args.loop_steps, echo=_echo(False))
+    print(format_table(report))
+    if args.json:
+        write_json(report, Path(args.json))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "eval": cmd_eval, "plot": cmd_plot,
+            "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

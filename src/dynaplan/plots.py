@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _finite(values: Sequence[float]) -> bool:
@@ -44,6 +45,7 @@ def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str) -
             ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("Iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -68,6 +70,7 @@ def plot_comparison(
         ax.fill_between(x, data.min(0), data.max(0), alpha=0.2)
     ax.set_title(title)
     ax.set_xlabel("Iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -1,11 +1,12 @@
-"""Planning-time form of one or more seed MLPs: every fixed affine map folded away.
+"""Planning-time form of one or more MLP regressors: every fixed affine map folded away.
 
-In eval mode a `Regressor` computes  denorm(W3 relu(BN2(W2 relu(BN1(W1 norm(x))))))  where
+In eval mode a `Regressor` computes denorm(W_L act(BN(... act(BN(W_1 norm(x)))))) where
 the normalizers and the BatchNorms (running statistics) are fixed affine maps. They fold
-into the neighbouring Linear layers, leaving three matmuls and two ReLUs. K regressors
-that share their input (dynamics and reward both read [obs, action]) run as one matmul
-for the first layer (weights stacked along the output) and one batched matmul for each
-later layer, so a planning step costs about 5 kernel calls instead of ~20 per model.
+into the neighbouring Linear layers, leaving one matmul and one activation per layer.
+K regressors that share their input (dynamics and reward both read [obs, action]) run as
+one matmul for the first layer (weights stacked along the output) and one batched matmul
+for each later layer: for the seed's two networks, 5 kernel calls per planning step
+instead of about 20 per network.
 
 The folded weights are a snapshot: build a new `FusedMLPs` after every fit.
 """
@@ -18,50 +19,73 @@ from torch import nn
 from dynaplan.models.world import Regressor
 
 
-def _fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight [out, in] and bias [out] of BN(linear(x)) with BN's running statistics."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    weight = linear.weight * scale[:, None]
-    bias = (linear.bias - bn.running_mean) * scale + bn.bias
-    return weight, bias
+def _layers(net: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight [out, in], bias [out]) per Linear, with a following BatchNorm folded in."""
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for module in net:
+        if isinstance(module, nn.Linear):
+            out.append((module.weight, module.bias))
+        elif isinstance(module, nn.BatchNorm1d):
+            w, b = out[-1]
+            scale = module.weight / torch.sqrt(module.running_var + module.eps)
+            out[-1] = (w * scale[:, None], (b - module.running_mean) * scale + module.bias)
+    return out
 
 
 class FusedMLPs(nn.Module):
-    """x [M, in] raw -> [K, M, D] raw outputs of K regressors (D = widest output; narrower
-    outputs are zero-padded)."""
+    """x [M, in] raw -> [K, M, D] raw outputs of K regressors of the same architecture
+    (D = widest output; narrower outputs are zero-padded)."""
 
     def __init__(self, regressors: list[Regressor]) -> None:
         super().__init__()
-        w1s, b1s, w2s, b2s, w3s, b3s = [], [], [], [], [], []
+        archs = {(r.net.hidden, r.net.activation) for r in regressors}  # type: ignore[union-attr]
+        if len(archs) != 1:
+            raise ValueError("fused regressors must share hidden sizes and activation")
+        self.activation = archs.pop()[1]
         out_dim = max(r.output_norm.mean.numel() for r in regressors)
+        per_model = []
         with torch.no_grad():
             for r in regressors:
-                lin1, bn1, _, lin2, bn2, _, lin3 = r.net
-                w1, b1 = _fold_linear_bn(lin1, bn1)
-                # input normalization: W1 (x - mu) / sigma = (W1 / sigma) x - (W1 / sigma) mu
-                w1 = w1 / r.input_norm.std[None, :]
-                b1 = b1 - w1 @ r.input_norm.mean
-                w2, b2 = _fold_linear_bn(lin2, bn2)
-                # output denormalization: y * sigma + mu
-                w3 = lin3.weight * r.output_norm.std[:, None]
-                b3 = lin3.bias * r.output_norm.std + r.output_norm.mean
-                pad = out_dim - w3.shape[0]
-                w3 = torch.cat([w3, w3.new_zeros(pad, w3.shape[1])])
-                b3 = torch.cat([b3, b3.new_zeros(pad)])
-                w1s.append(w1), b1s.append(b1), w2s.append(w2), b2s.append(b2)
-                w3s.append(w3), b3s.append(b3)
-        self.k, self.hidden1 = len(regressors), w1s[0].shape[0]
-        # layouts chosen so each call is a plain (batched) matmul without transposes
-        self.register_buffer("w1", torch.cat(w1s).t().contiguous())  # [in, K*h1]
-        self.register_buffer("b1", torch.cat(b1s))  # [K*h1]
-        self.register_buffer("w2", torch.stack(w2s).transpose(1, 2).contiguous())  # [K, h1, h2]
-        self.register_buffer("b2", torch.stack(b2s)[:, None, :])  # [K, 1, h2]
-        self.register_buffer("w3", torch.stack(w3s).transpose(1, 2).contiguous())  # [K, h2, D]
-        self.register_buffer("b3", torch.stack(b3s)[:, None, :])  # [K, 1, D]
+                layers = _layers(r.net)
+                # input normalization: W (x - mu) / sigma = (W / sigma) x - (W / sigma) mu
+                w, b = layers[0]
+                w = w / r.input_norm.std[None, :]
+                layers[0] = (w, b - w @ r.input_norm.mean)
+                # output denormalization y * sigma + mu, zero-padded to out_dim rows
+                w, b = layers[-1]
+                w = w * r.output_norm.std[:, None]
+                b = b * r.output_norm.std + r.output_norm.mean
+                pad = out_dim - w.shape[0]
+                layers[-1] = (torch.cat([w, w.new_zeros(pad, w.shape[1])]),
+                              torch.cat([b, b.new_zeros(pad)]))
+                per_model.append(layers)
+        self.k = len(regressors)
+        self.hidden1 = per_model[0][0][0].shape[0]
+        # first layer: [in, K*h1] so that one addmm serves all K models
+        self.w_in = torch.cat([m[0][0] for m in per_model]).t().contiguous()
+        self.b_in = torch.cat([m[0][1] for m in per_model])
+        # later layers: [K, in, out] weights and [K, 1, out] biases for baddbmm (plain
+        # tensors on the models' device: a snapshot, never trained or saved)
+        self.ws = [torch.stack([m[i][0] for m in per_model]).transpose(1, 2).contiguous()
+                   for i in range(1, len(per_model[0]))]
+        self.bs = [torch.stack([m[i][1] for m in per_model])[:, None, :]
+                   for i in range(1, len(per_model[0]))]
+
+    def _act(self, h: torch.Tensor) -> torch.Tensor:
+        return h.relu_() if self.activation == "relu" else torch.nn.functional.silu(h, True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = x.shape[0]
-        h = torch.addmm(self.b1, x, self.w1).relu_()  # [M, K*h1]
+        h = self._act(torch.addmm(self.b_in, x, self.w_in))  # [M, K*h1]
         h = h.view(m, self.k, self.hidden1).transpose(0, 1)  # [K, M, h1]
-        h = torch.baddbmm(self.b2, h, self.w2).relu_()  # [K, M, h2]
-        return torch.baddbmm(self.b3, h, self.w3)  # [K, M, D]
+        last = len(self.ws) - 1
+        for i, (w, b) in enumerate(zip(self.ws, self.bs)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = self._act(h)
+        return h  # [K, M, D]
+
+    def flops_per_row(self) -> int:
+        """Multiply-adds x 2 of one input row through all K networks."""
+        total = 2 * self.w_in.numel()
+        return total + sum(2 * w.numel() for w in self.ws)

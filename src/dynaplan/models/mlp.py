@@ -1,23 +1,39 @@
-"""The seed exercise's network: Linear 512, BatchNorm, ReLU, Linear 256, BatchNorm, ReLU,
-Linear."""
+"""Multilayer perceptrons. The default is the seed exercise's network:
+Linear 512, BatchNorm, ReLU, Linear 256, BatchNorm, ReLU, Linear."""
 
 from __future__ import annotations
 
 from torch import nn
 
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU}
 
-class SeedMLP(nn.Sequential):
-    """[n, in_dim] -> [n, out_dim]; BatchNorm uses batch statistics in train mode and its
-    running statistics in eval mode (planning)."""
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, int] = (512, 256)) -> None:
-        h1, h2 = hidden
-        super().__init__(
-            nn.Linear(in_dim, h1),
-            nn.BatchNorm1d(h1),
-            nn.ReLU(),
-            nn.Linear(h1, h2),
-            nn.BatchNorm1d(h2),
-            nn.ReLU(),
-            nn.Linear(h2, out_dim),
-        )
+class MLP(nn.Sequential):
+    """[n, in_dim] -> [n, out_dim]: per hidden width a Linear, optionally BatchNorm, and an
+    activation; then a Linear. BatchNorm uses batch statistics in train mode and running
+    statistics in eval mode (planning)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: tuple[int, ...] = (512, 256),
+        batch_norm: bool = True,
+        activation: str = "relu",
+    ) -> None:
+        layers: list[nn.Module] = []
+        width = in_dim
+        for h in hidden:
+            layers.append(nn.Linear(width, h))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(ACTIVATIONS[activation]())
+            width = h
+        layers.append(nn.Linear(width, out_dim))
+        super().__init__(*layers)
+        self.hidden, self.batch_norm, self.activation = tuple(hidden), batch_norm, activation
+
+
+def SeedMLP(in_dim: int, out_dim: int) -> MLP:  # noqa: N802 (a named default, used like a class)
+    """The seed's 512-256 BatchNorm ReLU network."""
+    return MLP(in_dim, out_dim, hidden=(512, 256), batch_norm=True, activation="relu")

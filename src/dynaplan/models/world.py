@@ -10,18 +10,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dynaplan.models.mlp import SeedMLP
+from dynaplan.models.mlp import MLP
 from dynaplan.models.normalizer import Normalizer
 
 
 class Regressor(nn.Module):
     """Normalized-space network with the normalizers that map to and from raw units."""
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, **net: object) -> None:
+        """`net`: MLP options (hidden, batch_norm, activation); default the seed's MLP."""
         super().__init__()
         self.input_norm = Normalizer(in_dim)
         self.output_norm = Normalizer(out_dim)
-        self.net = SeedMLP(in_dim, out_dim)
+        self.net = MLP(in_dim, out_dim, **net)  # type: ignore[arg-type]
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """x: [n, in_dim] raw -> [n, out_dim] raw."""
@@ -31,8 +32,8 @@ class Regressor(nn.Module):
 class DynamicsModel(Regressor):
     """Predicts next observations from (obs [n, O], action [n, A])."""
 
-    def __init__(self, obs_dim: int, action_dim: int) -> None:
-        super().__init__(obs_dim + action_dim, obs_dim)
+    def __init__(self, obs_dim: int, action_dim: int, **net: object) -> None:
+        super().__init__(obs_dim + action_dim, obs_dim, **net)
 
     @staticmethod
     def targets(obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -45,8 +46,8 @@ class DynamicsModel(Regressor):
 class RewardModel(Regressor):
     """Predicts rewards [n] from (obs [n, O], action [n, A]); next_obs is ignored."""
 
-    def __init__(self, obs_dim: int, action_dim: int) -> None:
-        super().__init__(obs_dim + action_dim, 1)
+    def __init__(self, obs_dim: int, action_dim: int, **net: object) -> None:
+        super().__init__(obs_dim + action_dim, 1, **net)
 
     def forward(
         self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor | None = None

@@ -1,0 +1,282 @@
+"""`dynaplan bench`: planning latency against this machine's matmul floor and the seed.
+
+For each setting it times >= `calls` plan calls after warm-up and reports the median
+and p99, the FLOPs of one call counted from the layer shapes, and `floor_ms`: those
+FLOPs at the best matmul rate measured in the same process (a large square matmul, and
+the planner's own hidden layer shape). For the seed's settings, the seed's own planners
+(`cem_control` / `random_control` from seed_reference.py) run on networks of identical
+shapes with fitted scalers, interleaved call by call with dynaplan's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dynaplan.agent import MPCAgent
+from dynaplan.data import ReplayBuffer
+from dynaplan.envs import known_reward, make_env
+from dynaplan.errors import ConfigError
+from dynaplan.models import DynamicsModel, ModelFitter, RewardModel
+from dynaplan.models.fused import FusedMLPs
+from dynaplan.planners import CEMPlanner, ModelObjective, RandomShootingPlanner
+from dynaplan.rollout import collect_random
+
+ENV = "Pendulum-v1"
+SEED_NET: dict = {}  # the seed's 512-256 BatchNorm MLP (MLP defaults)
+PETS_NET = {"hidden": (200, 200, 200, 200), "batch_norm": False, "activation": "silu"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    planner: str  # "cem" or "random"
+    num_sequences: int
+    horizon: int
+    iterations: int
+    elites: int
+    net: dict = field(default_factory=dict)
+    learned_reward: bool = True
+    seed_planner: str | None = None  # name of the seed_reference function to compare
+
+
+SETTINGS = (
+    Setting("a_seed_cem", "cem", 100, 15, 5, 10, SEED_NET, True, "cem_control"),
+    Setting("b_seed_random", "random", 100, 15, 1, 1, SEED_NET, True, "random_control"),
+    # PETS-sized (Chua et al. 2018): one 4x200 MLP until ensembles exist; known reward
+    Setting("c_pets_sized", "cem", 500, 30, 5, 50, PETS_NET, False, None),
+)
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def matmul_rate(m: int, k: int, n: int, batch: int = 1, repeats: int = 30) -> float:
+    """GFLOP/s of a float32 [batch, m, k] @ [batch, k, n] matmul (median of repeats)."""
+    a, b = torch.randn(batch, m, k), torch.randn(batch, k, n)
+    for _ in range(3):
+        torch.bmm(a, b)
+    ms = _median_ms(lambda: torch.bmm(a, b), repeats)
+    return 2 * batch * m * k * n / (ms * 1e-3) / 1e9
+
+
+def random_data(n_transitions: int, seed: int = 0) -> ReplayBuffer:
+    env, spec = make_env(ENV)
+    env.action_space.seed(seed)
+    buf = ReplayBuffer(spec.obs_dim, spec.action_dim, capacity=n_transitions)
+    episodes = -(-n_transitions // 200)
+    collect_random(env, buf, episodes, seed, progress=False)
+    return buf
+
+
+def fitted_models(buf: ReplayBuffer, net: dict) -> tuple[DynamicsModel, RewardModel]:
+    """Models with normalizers and BatchNorm statistics from one short fit on `buf`."""
+    torch.manual_seed(0)
+    dyn, rew = DynamicsModel(buf.obs_dim, buf.action_dim, **net), RewardModel(
+        buf.obs_dim, buf.action_dim, **net)
+    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=1, batch_size=2000, input_noise=0.001)
+    fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator().manual_seed(0))
+    return dyn, rew
+
+
+def build(setting: Setting, dyn, rew, device: torch.device, compile: bool):
+    objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV))
+    objective.refresh()
+    if compile:
+        objective._net = torch.compile(objective._net)  # type: ignore[assignment]
+    spec = make_env(ENV)[1]
+    common = dict(objective=objective, action_low=spec.action_low,
+                  action_high=spec.action_high, horizon=setting.horizon,
+                  generator=torch.Generator(device=device).manual_seed(0))
+    if setting.planner == "random":
+        planner = RandomShootingPlanner(**common, num_sequences=setting.num_sequences)
+    else:
+        planner = CEMPlanner(**common, num_sequences=setting.num_sequences,
+                             num_iterations=setting.iterations, num_elites=setting.elites)
+    return planner, objective
+
+
+def load_seed_reference(path: Path):
+    spec = importlib.util.spec_from_file_location("seed_reference", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ConfigError(f"seed reference not found: {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def seed_models(ref, buf: ReplayBuffer, dyn, rew):
+    """The seed's FeedforwardModels with dynaplan's weights and fitted sklearn scalers."""
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate([buf.obs, buf.action], 1)
+    scalers = (StandardScaler().fit(x), StandardScaler().fit(buf.next_obs - buf.obs),
+               StandardScaler().fit(buf.reward[:, None]))
+    models = []
+    for ours, out_dim in ((dyn, buf.obs_dim), (rew, 1)):
+        theirs = ref.FeedforwardModel(buf.obs_dim + buf.action_dim, out_dim)
+        theirs.mlp.load_state_dict(ours.net.state_dict())
+        models.append(theirs)
+    return models, scalers
+
+
+def bench_setting(setting, buf, device, calls, warmup, ref, compile) -> dict:
+    dyn, rew = fitted_models(buf, setting.net)
+    dyn.to(device).eval()
+    rew.to(device).eval()
+    planner, objective = build(setting, dyn, rew, device, compile)
+    obs_np = buf.obs[0]
+    agent = MPCAgent(planner, device)
+    timed: dict[str, Callable[[], object]] = {"dynaplan": lambda: agent.act(obs_np)}
+    if ref is not None and setting.seed_planner:
+        ref.HORIZON_LENGTH, ref.NUM_ACTIONS_SEQUENCES = setting.horizon, setting.num_sequences
+        ref.CEM_OPTIMIZATION_ITERS = setting.iterations
+        (em, rm), scalers = seed_models(ref, buf, dyn.cpu(), rew.cpu())
+        dyn.to(device), rew.to(device)
+        fn = getattr(ref, setting.seed_planner)
+        env = make_env(ENV)[0]
+        env.action_space.seed(0)
+        timed["seed"] = lambda: fn(em, rm, obs_np, env.action_space.sample, scalers, "cpu")
+    for _ in range(warmup):
+        for f in timed.values():
+            f()
+    samples: dict[str, list[float]] = {k: [] for k in timed}
+    for _ in range(calls):  # interleaved, so both see the same machine load
+        for name, f in timed.items():
+            start = time.perf_counter()
+            f()
+            samples[name].append(1e3 * (time.perf_counter() - start))
+    rows = setting.num_sequences * setting.horizon * setting.iterations
+    net = objective._net if isinstance(objective._net, FusedMLPs) else FusedMLPs(
+        [dyn] + ([rew] if setting.learned_reward else []))
+    gflop = rows * net.flops_per_row() / 1e9
+    h = net.ws[0].shape[1]
+    out = {
+        "setting": setting.name,
+        "planner": setting.planner,
+        "num_sequences": setting.num_sequences,
+        "horizon": setting.horizon,
+        "iterations": setting.iterations,
+        "elites": setting.elites,
+        "networks": net.k,
+        "hidden": list(dyn.net.hidden),
+        "ms_p50": float(np.median(samples["dynaplan"])),
+        "ms_p99": float(np.percentile(samples["dynaplan"], 99)),
+        "gflop_per_call": gflop,
+        "layer_shape": [net.k, setting.num_sequences, h, net.ws[0].shape[2]],
+    }
+    if "seed" in samples:
+        out["seed_ms_p50"] = float(np.median(samples["seed"]))
+        out["speedup_vs_seed"] = out["seed_ms_p50"] / out["ms_p50"]
+    return out
+
+
+def bench_loop(setting: Setting, buf, device, steps: int) -> float:
+    """MPC environment steps per second (plan + env.step) on Pendulum-v1."""
+    dyn, rew = fitted_models(buf, setting.net)
+    dyn.to(device).eval()
+    rew.to(device).eval()
+    planner, _ = build(setting, dyn, rew, device, compile=False)
+    agent = MPCAgent(planner, device)
+    env = make_env(ENV)[0]
+    obs, _ = env.reset(seed=0)
+    agent.act(obs)
+    start = time.perf_counter()
+    for _ in range(steps):
+        obs, _, term, trunc, _ = env.step(agent.act(obs))
+        if term or trunc:
+            obs, _ = env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def bench_fit(device, epochs: int, n: int = 20_000) -> dict:
+    """Seconds per epoch fitting the seed's two models on `n` transitions (80% train)."""
+    buf = random_data(n)
+    dyn, rew = fitted_models(buf, SEED_NET)
+    dyn.to(device), rew.to(device)
+    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=1, batch_size=2000, input_noise=0.001)
+    split = buf.split(0.2, np.random.default_rng(0))
+    gen = torch.Generator().manual_seed(0)
+    seconds = []
+    for _ in range(epochs):
+        seconds.append(fitter.fit(buf, split, gen).seconds)
+    # forward + backward ~ 3x the forward FLOPs, for both networks, per training row
+    fwd = FusedMLPs([dyn, rew]).flops_per_row()
+    return {"transitions": n, "train_rows": len(split.train),
+            "s_per_epoch": float(np.median(seconds)),
+            "gflop_per_epoch": 3 * fwd * len(split.train) / 1e9}
+
+
+def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,
+              compile: bool, fit_epochs: int, loop_steps: int, echo=print) -> dict:
+    ref = load_seed_reference(seed_reference) if seed_reference else None
+    buf = random_data(2000)
+    square = matmul_rate(2048, 2048, 2048, repeats=10)
+    results = []
+    for setting in SETTINGS:
+        echo(f"bench {setting.name} ...")
+        row = bench_setting(setting, buf, device, calls, warmup, ref, compile)
+        k, m, kk, nn_ = row["layer_shape"]
+        row["layer_gflops"] = matmul_rate(m, kk, nn_, batch=k)
+        row["floor_ms"] = 1e3 * row["gflop_per_call"] / max(square, row["layer_gflops"])
+        row["ratio_to_floor"] = row["ms_p50"] / row["floor_ms"]
+        results.append(row)
+    echo("bench whole loop and fitting ...")
+    steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps)
+    fit = bench_fit(device, fit_epochs)
+    best = max([square] + [r["layer_gflops"] for r in results])
+    fit["floor_s"] = fit["gflop_per_epoch"] / best
+    fit["ratio_to_floor"] = fit["s_per_epoch"] / fit["floor_s"]
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "cpu": platform.processor() or platform.machine(),
+        "compile": compile,
+        "calls": calls,
+        "square_matmul_gflops": square,
+        "settings": results,
+        "mpc_steps_per_s": steps_per_s,
+        "fit": fit,
+    }
+
+
+def format_table(report: dict) -> str:
+    lines = [f"dynaplan bench: torch {report['torch']}, {report['threads']} threads, "
+             f"{report['device']}, {report['date']}",
+             f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s",
+             "| setting | ms p50 | ms p99 | GFLOP/call | layer GFLOP/s | floor ms | "
+             "ratio to floor | seed ms p50 | speedup vs seed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["settings"]:
+        seed = (f"{r['seed_ms_p50']:.1f} | {r['speedup_vs_seed']:.1f}x"
+                if "seed_ms_p50" in r else "- | -")
+        lines.append(f"| {r['setting']} | {r['ms_p50']:.2f} | {r['ms_p99']:.2f} | "
+                     f"{r['gflop_per_call']:.3f} | {r['layer_gflops']:.1f} | "
+                     f"{r['floor_ms']:.2f} | {r['ratio_to_floor']:.2f} | {seed} |")
+    fit = report["fit"]
+    lines.append(f"MPC loop (setting a): {report['mpc_steps_per_s']:.1f} env steps/s")
+    lines.append(f"fit: {fit['s_per_epoch']:.3f} s/epoch on {fit['transitions']} transitions, "
+                 f"floor {fit['floor_s']:.3f} s, ratio {fit['ratio_to_floor']:.2f}")
+    return "\n".join(lines)
+
+
+def write_json(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
