@@ -3,26 +3,65 @@ import numpy as np
 import pytest
 import torch
 
-from dynaplan.envs import KNOWN_REWARDS, known_reward, make_env
+from dynaplan.envs import (
+    KNOWN_REWARDS,
+    KNOWN_TERMINATIONS,
+    known_reward,
+    known_termination,
+    make_env,
+)
 from dynaplan.errors import ConfigError
+
+
+def random_transitions(env_id, n=400, seed=0):
+    """(obs, action, next_obs, reward, terminated) of random steps; MountainCar starts half
+    of its steps near the goal so that reaching it is covered."""
+    env, _ = make_env(env_id)
+    env.action_space.seed(seed)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    rows = []
+    for _ in range(n):
+        if env_id == "MountainCarContinuous-v0" and rng.random() < 0.5:
+            env.unwrapped.state = np.array([rng.uniform(0.35, 0.5), rng.uniform(-0.02, 0.05)])
+            obs = env.unwrapped.state.astype(np.float32)
+        action = env.action_space.sample()
+        nxt, reward, term, trunc, _ = env.step(action)
+        rows.append((obs, action, nxt, reward, term))
+        obs = nxt if not (term or trunc) else env.reset()[0]
+    return [torch.as_tensor(np.array(x), dtype=torch.float32) for x in zip(*rows)]
+
+
+def available(env_id):
+    try:
+        make_env(env_id)
+    except ConfigError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.mark.parametrize("env_id", sorted(KNOWN_REWARDS))
 def test_known_reward_equals_the_environment_reward(env_id):
-    env, _ = make_env(env_id)
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    fn = known_reward(env_id)
+    available(env_id)
+    o, a, n, r, _ = random_transitions(env_id)
+    assert torch.allclose(known_reward(env_id)(o, a, n), r, atol=1e-4)
+
+
+@pytest.mark.parametrize("env_id", sorted(KNOWN_TERMINATIONS))
+def test_known_termination_equals_the_environment_flag(env_id):
+    available(env_id)
+    o, a, n, _, term = random_transitions(env_id)
+    assert term.sum() >= 3  # the check covers terminal steps
+    assert torch.equal(known_termination(env_id)(o, a, n), term.bool())
+
+
+def test_pendulum_reward_clips_the_action_as_the_env_does():
+    env, _ = make_env("Pendulum-v1")
     obs, _ = env.reset(seed=0)
-    rows = []
-    for _ in range(300):
-        # actions beyond the bounds too: the env clips them, so must the reward
-        action = env.action_space.sample() * 1.5
-        nxt, reward, term, trunc, _ = env.step(action)
-        rows.append((obs, action, nxt, reward))
-        obs = nxt if not (term or trunc) else env.reset()[0]
-    o, a, n, r = (torch.as_tensor(np.array(x), dtype=torch.float32) for x in zip(*rows))
-    assert torch.allclose(fn(o, a, n), r, atol=1e-4)
+    action = np.array([3.5], np.float32)  # beyond the bound: the env clips it to 2
+    nxt, reward, *_ = env.step(action)
+    t = lambda x: torch.as_tensor(x, dtype=torch.float32)[None]  # noqa: E731
+    assert torch.allclose(known_reward("Pendulum-v1")(t(obs), t(action), t(nxt)),
+                          t(np.float32(reward)), atol=1e-5)
 
 
 def test_make_env_describes_spaces():
@@ -42,6 +81,6 @@ def test_discrete_action_space_is_refused():
 
 
 def test_known_reward_missing_is_an_error():
-    assert "MountainCarContinuous-v0" in gym.registry
+    assert "HalfCheetah-v5" in gym.registry
     with pytest.raises(ConfigError, match="no known reward"):
-        known_reward("MountainCarContinuous-v0")
+        known_reward("HalfCheetah-v5")

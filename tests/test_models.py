@@ -32,7 +32,8 @@ def fitted(n=3000, epochs=60, batch=256):
     buf = linear_buffer(n)
     dyn, rew = DynamicsModel(2, 1), RewardModel(2, 1)
     fitter = ModelFitter(dyn, rew, lr=3e-3, epochs=epochs, batch_size=batch, input_noise=0.001)
-    result = fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator().manual_seed(0))
+    split = buf.split(0.2, np.random.default_rng(0))
+    result = fitter.fit(buf, split, torch.Generator().manual_seed(0))
     return buf, dyn, rew, result
 
 

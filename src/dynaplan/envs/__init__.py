@@ -2,5 +2,13 @@
 
 from dynaplan.envs.make import EnvSpec, make_env
 from dynaplan.envs.rewards import KNOWN_REWARDS, known_reward
+from dynaplan.envs.terminations import KNOWN_TERMINATIONS, known_termination
 
-__all__ = ["KNOWN_REWARDS", "EnvSpec", "known_reward", "make_env"]
+__all__ = [
+    "KNOWN_REWARDS",
+    "KNOWN_TERMINATIONS",
+    "EnvSpec",
+    "known_reward",
+    "known_termination",
+    "make_env",
+]

@@ -10,6 +10,10 @@ from collections.abc import Callable
 
 import torch
 
+from dynaplan.envs.terminations import (
+    inverted_pendulum_termination,
+    mountain_car_continuous_termination,
+)
 from dynaplan.errors import ConfigError
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -28,7 +32,29 @@ def pendulum_reward(
     return -(theta**2 + 0.1 * obs[..., 2] ** 2 + 0.001 * u**2)
 
 
-KNOWN_REWARDS: dict[str, RewardFn] = {"Pendulum-v1": pendulum_reward}
+def mountain_car_continuous_reward(
+    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+) -> torch.Tensor:
+    """MountainCarContinuous-v0: 100 on reaching the goal (next position >= 0.45 with
+    velocity >= 0), minus 0.1 a^2 on the unclipped action."""
+    goal = mountain_car_continuous_termination(obs, action, next_obs)
+    return 100.0 * goal.to(action.dtype) - 0.1 * action[..., 0] ** 2
+
+
+def inverted_pendulum_reward(
+    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+) -> torch.Tensor:
+    """InvertedPendulum-v5: 1 for every step after which the pole is still upright."""
+    return (~inverted_pendulum_termination(obs, action, next_obs)).to(action.dtype)
+
+
+KNOWN_REWARDS: dict[str, RewardFn] = {
+    "Pendulum-v1": pendulum_reward,
+    "MountainCarContinuous-v0": mountain_car_continuous_reward,
+    "InvertedPendulum-v5": inverted_pendulum_reward,
+}
+# HalfCheetah-v5 has none here: its reward uses the x position, which its observation
+# leaves out, so it cannot be computed exactly from (obs, action, next_obs).
 
 
 def known_reward(env_id: str) -> RewardFn:
@@ -37,6 +63,6 @@ def known_reward(env_id: str) -> RewardFn:
         return KNOWN_REWARDS[env_id]
     except KeyError:
         raise ConfigError(
-            f"no known reward for {env_id!r}; known rewards exist for: "
+            f"no known reward for {env_id!r}; known rewards exist for "
             f"{', '.join(sorted(KNOWN_REWARDS))} (use --reward learned)"
         ) from None
