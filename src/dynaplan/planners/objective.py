@@ -8,9 +8,11 @@ from typing import Protocol
 import torch
 
 from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.models.world import DynamicsModel, RewardModel
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Objective(Protocol):
@@ -20,54 +22,83 @@ class Objective(Protocol):
 
 
 class ModelObjective:
-    """Sum of rewards along the trajectory the dynamics model predicts.
+    """Sum of rewards along the trajectories the dynamics model predicts.
 
-    s_0 = obs; r_t = reward(s_t, a_t, s_{t+1}); s_{t+1} = dynamics(s_t, a_t); return sum_t r_t
-    (undiscounted, as in the seed). All N sequences of all B start states are rolled out
-    as one batch of B*N rows; the only Python loop is over the horizon.
+    s_0 = obs; s_{t+1} = dynamics(s_t, a_t); r_t = reward(s_t, a_t, s_{t+1}), zero after a
+    predicted termination; return = sum_t r_t (undiscounted, as in the seed), averaged
+    over `particles` rollouts per sequence (PETS). All B x N x P rollouts run as one batch
+    of rows (particle index fastest); the only Python loop is over the horizon.
 
-    `reward` is the learned RewardModel or a known reward function. With `fused` (the
-    default) the models run in their folded planning form (models/fused.py), which
-    `refresh()` rebuilds; call it after every fit. `fused=False` runs the modules as they
-    are, the reference the fused path is tested against.
+    `dynamics` is a DynamicsModel (deterministic; P = 1) or an EnsembleDynamics (its own
+    propagation and particle count). `reward` is the learned RewardModel or a known reward
+    function; `termination` a known termination function or None. With `fused` (default)
+    MLP models run in their folded planning form (models/fused.py), which `refresh()`
+    rebuilds: call it after every fit. `fused=False` runs the modules as they are, the
+    reference the fused path is tested against.
     """
 
     def __init__(
-        self, dynamics: DynamicsModel, reward: RewardModel | RewardFn, fused: bool = True
+        self,
+        dynamics: DynamicsModel | EnsembleDynamics,
+        reward: RewardModel | RewardFn,
+        termination: TerminationFn | None = None,
+        fused: bool = True,
     ) -> None:
-        self.dynamics, self.reward, self.fused = dynamics, reward, fused
-        self._net: FusedMLPs | None = None
-
-    @property
-    def learned_reward(self) -> bool:
-        return isinstance(self.reward, RewardModel)
+        self.dynamics, self.reward, self.termination = dynamics, reward, termination
+        self.fused = fused
+        self.particles = dynamics.particles if isinstance(dynamics, EnsembleDynamics) else 1
+        self._dyn_net: FusedMLPs | None = None
+        self._rew_net: FusedMLPs | None = None
+        self._joint = isinstance(dynamics, DynamicsModel) and isinstance(reward, RewardModel)
 
     def refresh(self) -> None:
-        """Snapshot the models' current weights into the fused planning network."""
-        if self.fused:
-            models = [self.dynamics] + ([self.reward] if self.learned_reward else [])
-            self._net = FusedMLPs(models)  # type: ignore[arg-type]
+        """Snapshot the models' current weights into the fused planning networks."""
+        if not self.fused:
+            return
+        if self._joint:  # dynamics and reward share their input: one network pair
+            self._dyn_net = FusedMLPs([self.dynamics, self.reward])  # type: ignore[list-item]
+            return
+        if isinstance(self.dynamics, DynamicsModel):
+            self._dyn_net = FusedMLPs([self.dynamics])
+        if isinstance(self.reward, RewardModel):
+            self._rew_net = FusedMLPs([self.reward])
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s [M, O], a [M, A]) -> (s' [M, O], r [M])."""
+        """(s [R, O], a [R, A]) -> (s' [R, O], r [R])."""
         if not self.fused:
             next_state = self.dynamics(state, action)
             return next_state, self.reward(state, action, next_state)
-        if self._net is None:
+        if self._dyn_net is None and self._rew_net is None:
             self.refresh()
-        out = self._net(torch.cat([state, action], dim=-1))  # type: ignore[misc]
-        next_state = state + out[0]
-        if self.learned_reward:
-            return next_state, out[1, :, 0]
+        x = torch.cat([state, action], dim=-1)
+        if self._joint:
+            out = self._dyn_net(x)  # type: ignore[misc]
+            return state + out[0], out[1, :, 0]
+        if self._dyn_net is not None:
+            next_state = state + self._dyn_net(x)[0]
+        else:
+            next_state = self.dynamics(state, action)
+        if self._rew_net is not None:
+            return next_state, self._rew_net(x)[0, :, 0]
         return next_state, self.reward(state, action, next_state)
 
     @torch.inference_mode()
     def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         B, N, H, A = actions.shape
-        state = obs[:, None, :].expand(B, N, obs.shape[-1]).reshape(B * N, -1)
-        flat = actions.reshape(B * N, H, A)
-        total = torch.zeros(B * N, device=actions.device, dtype=actions.dtype)
+        P = self.particles
+        rows = B * N * P
+        state = obs[:, None, :].expand(B, N * P, obs.shape[-1]).reshape(rows, -1)
+        if P > 1:
+            actions = actions[:, :, None].expand(B, N, P, H, A)
+        flat = actions.reshape(rows, H, A)
+        total = torch.zeros(rows, device=actions.device, dtype=actions.dtype)
+        alive = torch.ones(rows, device=actions.device, dtype=torch.bool)
         for t in range(H):
-            state, reward = self.step(state, flat[:, t])
-            total += reward
-        return total.view(B, N)
+            next_state, reward = self.step(state, flat[:, t])
+            if self.termination is None:
+                total += reward
+            else:
+                total += torch.where(alive, reward, torch.zeros_like(reward))
+                alive &= ~self.termination(state, flat[:, t], next_state)
+            state = next_state
+        return total.view(B, N, P).mean(dim=-1)

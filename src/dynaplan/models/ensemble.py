@@ -1,0 +1,91 @@
+"""Probabilistic ensemble of Gaussian MLPs (PETS: Chua et al. 2018, arXiv 1805.12114).
+
+E members share an architecture and run as ONE batched matmul per layer: weights are
+[E, in, out] and activations [E, M, in]. Each member outputs a mean and a bounded
+log-variance (sec. 4.1 and appendix A.1 of the paper: the log-variance is softly clamped
+between learned bounds `max_logvar` and `min_logvar`, which a small penalty keeps tight).
+Training minimizes the Gaussian negative log-likelihood; every member sees its own
+bootstrap resample of the training rows.
+
+Shapes: E members, M rows, I inputs, D outputs. Everything here is in normalized units;
+`input_norm` / `output_norm` map raw data in and out, as in `world.Regressor`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dynaplan.models.normalizer import Normalizer
+
+
+class EnsembleLinear(nn.Module):
+    """x [E, M, I] -> [E, M, O]: member e applies its own weight [I, O] and bias."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default init, per member
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class GaussianEnsemble(nn.Module):
+    """E Gaussian MLPs: [E, M, I] -> mean [E, M, D], log-variance [E, M, D]."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        members: int = 5,
+        hidden: tuple[int, ...] = (200, 200, 200, 200),
+        activation: str = "silu",
+    ) -> None:
+        super().__init__()
+        self.members, self.out_dim = members, out_dim
+        widths = (in_dim, *hidden)
+        self.hidden_layers = nn.ModuleList(
+            EnsembleLinear(members, a, b) for a, b in zip(widths[:-1], widths[1:])
+        )
+        self.head = EnsembleLinear(members, widths[-1], 2 * out_dim)
+        self.act = nn.SiLU() if activation == "silu" else nn.ReLU()
+        self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
+        self.input_norm = Normalizer(in_dim)
+        self.output_norm = Normalizer(out_dim)
+        # members kept for planning (indices), e.g. the best by validation loss
+        self.register_buffer("elites", torch.arange(members))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [E, M, I] normalized -> (mean, logvar) [E, M, D], normalized units."""
+        h = x
+        for layer in self.hidden_layers:
+            h = self.act(layer(h))
+        out = self.head(h)
+        mean, raw = out[..., : self.out_dim], out[..., self.out_dim :]
+        logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return mean, logvar
+
+    def nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Gaussian NLL per member [E] (constant dropped), averaged over rows and outputs,
+        plus the paper's 0.01 penalty on the log-variance bounds."""
+        mean, logvar = self(x)
+        per_member = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
+        return per_member + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
+
+    @torch.no_grad()
+    def mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Validation MSE of each member's mean [E]; x [M, I] and y [M, D] are shared."""
+        mean, _ = self(x.expand(self.members, *x.shape))
+        return ((mean - y) ** 2).mean(dim=(1, 2))
+
+    @torch.no_grad()
+    def keep_best(self, valid_mse: torch.Tensor, count: int) -> None:
+        """Plan with the `count` members of lowest validation loss."""
+        self.elites = torch.argsort(valid_mse)[:count].sort().values
