@@ -74,13 +74,27 @@ class FusedMLPs(nn.Module):
     def _act(self, h: torch.Tensor) -> torch.Tensor:
         return h.relu_() if self.activation == "relu" else torch.nn.functional.silu(h, True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _workspace(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output buffers of every layer for M rows, allocated once per M (and dtype)."""
+        key = (x.shape[0], x.dtype, x.device)
+        if getattr(self, "_ws_key", None) != key:
+            m = x.shape[0]
+            self._ws = [x.new_empty(m, self.w_in.shape[1])] + [
+                x.new_empty(self.k, m, w.shape[2]) for w in self.ws]
+            self._ws_key = key
+        return self._ws
+
+    def forward(self, x: torch.Tensor, reuse: bool = False) -> torch.Tensor:
+        """x [M, I] -> [K, M, D]. With `reuse`, every intermediate and the result live in
+        buffers kept between calls (no allocation per planning step): the result is then
+        overwritten by the next call of the same M."""
         m = x.shape[0]
-        h = self._act(torch.addmm(self.b_in, x, self.w_in))  # [M, K*h1]
+        ws = self._workspace(x) if reuse else [None] * (len(self.ws) + 1)
+        h = self._act(torch.addmm(self.b_in, x, self.w_in, out=ws[0]))  # [M, K*h1]
         h = h.view(m, self.k, self.hidden1).transpose(0, 1)  # [K, M, h1]
         last = len(self.ws) - 1
         for i, (w, b) in enumerate(zip(self.ws, self.bs)):
-            h = torch.baddbmm(b, h, w)
+            h = torch.baddbmm(b, h, w, out=ws[i + 1])
             if i < last:
                 h = self._act(h)
         return h  # [K, M, D]

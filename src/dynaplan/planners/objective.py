@@ -91,6 +91,8 @@ class ModelObjective:
         if P > 1:
             actions = actions[:, :, None].expand(B, N, P, H, A)
         flat = actions.reshape(rows, H, A)
+        if self.fused and self._joint and self.termination is None:
+            return self._rollout_joint(state, flat).view(B, N)
         total = torch.zeros(rows, device=actions.device, dtype=actions.dtype)
         alive = torch.ones(rows, device=actions.device, dtype=torch.bool)
         for t in range(H):
@@ -102,3 +104,21 @@ class ModelObjective:
                 alive &= ~self.termination(state, flat[:, t], next_state)
             state = next_state
         return total.view(B, N, P).mean(dim=-1)
+
+    def _rollout_joint(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The seed's case (learned dynamics + learned reward, fused): buffers are
+        allocated once per call and reused at every horizon step. state [R, O],
+        actions [R, H, A] -> returns [R]."""
+        if self._dyn_net is None:
+            self.refresh()
+        net = self._dyn_net
+        rows, obs_dim = state.shape
+        x = state.new_empty(rows, obs_dim + actions.shape[-1])  # [s, a] model input
+        x[:, :obs_dim] = state
+        total = state.new_zeros(rows)
+        for t in range(actions.shape[1]):
+            x[:, obs_dim:] = actions[:, t]
+            out = net(x, reuse=True)  # type: ignore[misc]  # [2, R, O]
+            total += out[1, :, 0]
+            x[:, :obs_dim] += out[0]  # s_{t+1} = s_t + delta, in place
+        return total
