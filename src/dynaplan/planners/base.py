@@ -1,28 +1,41 @@
-"""What every planner shares: bounds, sampling helpers, ranking that puts NaN last."""
+"""What every planner shares: bounds, sampling inside them, ranking that puts NaN last,
+elite selection, and the warm-start contract of `plan`."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from dynaplan.planners.noise import truncated_normal
 from dynaplan.planners.objective import Objective
+
+SAMPLINGS = ("clip", "truncnorm")
 
 
 @dataclass(frozen=True)
 class Plan:
     """action: [B, A] to execute now; actions: [B, H, A] the whole chosen sequence;
-    predicted_return: [B] the objective's value of that sequence."""
+    predicted_return: [B] the objective's value of that sequence; elites: [B, K, H, A]
+    sequences a planner wants back at the next step (iCEM's kept elites), else None.
+
+    `actions` and `elites` are what an MPCAgent shifts by one step and passes back to
+    `plan` as `init_mean` and `init_elites` (its warm start)."""
 
     action: torch.Tensor
     actions: torch.Tensor
     predicted_return: torch.Tensor
+    elites: torch.Tensor | None = None
 
 
 class Planner(ABC):
     """Black-box optimizer over action sequences of length `horizon` inside the bounds."""
+
+    warm_start: ClassVar[bool] = False
+    """Whether an MPCAgent warm-starts this planner unless told otherwise."""
 
     def __init__(
         self,
@@ -43,16 +56,43 @@ class Planner(ABC):
     def action_dim(self) -> int:
         return int(self.low.shape[0])
 
+    @property
+    def center(self) -> torch.Tensor:
+        """[A] the middle of the bounds."""
+        return (self.low + self.high) / 2
+
+    @property
+    def half_range(self) -> torch.Tensor:
+        """[A] half the width of the bounds: the unit of `init_std` and `noise_std`."""
+        return (self.high - self.low) / 2
+
     def uniform(self, batch: int, num: int) -> torch.Tensor:
         """[batch, num, H, A] uniform inside the bounds."""
         shape = (batch, num, self.horizon, self.action_dim)
         u = torch.rand(shape, generator=self.generator, device=self.low.device)
         return self.low + u * (self.high - self.low)
 
+    def gaussian(
+        self, mean: torch.Tensor, std: torch.Tensor, noise: torch.Tensor, sampling: str
+    ) -> torch.Tensor:
+        """Candidates [B, N, H, A] inside the bounds from mean, std [B, H, A] and standard
+        normal noise [B, N, H, A]: "clip" clamps mean + std * noise to the bounds (the
+        seed's CEM; mass piles up on the bounds), "truncnorm" samples the Gaussian
+        truncated to the bounds (noise.truncated_normal)."""
+        if sampling == "clip":
+            return torch.clamp(mean[:, None] + std[:, None] * noise, self.low, self.high)
+        return truncated_normal(mean[:, None], std[:, None], noise, self.low, self.high)
+
     def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Objective values [B, N] with NaN mapped to -inf, so it ranks last, never first."""
         returns = self.objective(obs, actions)
         return torch.nan_to_num(returns, nan=-torch.inf)
+
+    @staticmethod
+    def top_k(actions: torch.Tensor, returns: torch.Tensor, k: int) -> torch.Tensor:
+        """The k highest-return sequences [B, k, H, A] of actions [B, N, H, A], best first."""
+        idx = returns.topk(k, dim=1).indices  # [B, k]
+        return torch.gather(actions, 1, idx[:, :, None, None].expand(-1, -1, *actions.shape[2:]))
 
     @staticmethod
     def best(actions: torch.Tensor, returns: torch.Tensor) -> Plan:
@@ -62,6 +102,22 @@ class Planner(ABC):
         chosen = actions[rows, idx]  # [B, H, A]
         return Plan(action=chosen[:, 0], actions=chosen, predicted_return=returns[rows, idx])
 
+    def scored(self, obs: torch.Tensor, actions: torch.Tensor) -> Plan:
+        """The plan of one sequence [B, H, A] per start state, scored by one more
+        objective call (for planners that return a mean rather than a sample)."""
+        returns = self.evaluate(obs, actions[:, None])[:, 0]
+        return Plan(action=actions[:, 0], actions=actions, predicted_return=returns)
+
     @abstractmethod
-    def plan(self, obs: torch.Tensor) -> Plan:
-        """obs: [B, O] on the planner's device -> the plan for each start state."""
+    def plan(
+        self,
+        obs: torch.Tensor,
+        init_mean: torch.Tensor | None = None,
+        init_elites: torch.Tensor | None = None,
+    ) -> Plan:
+        """obs: [B, O] on the planner's device -> the plan for each start state.
+
+        init_mean: [B, H, A] inside the bounds, a warm start (the previous step's plan
+        shifted by one step, see agent.shift); None starts cold, as the seed does.
+        init_elites: [B, K, H, A] sequences to put among the first candidates; used by
+        planners that return `Plan.elites` (iCEM), ignored by the others."""
