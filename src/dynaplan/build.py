@@ -8,7 +8,7 @@ from dynaplan.config import TrainConfig
 from dynaplan.envs import EnvSpec, known_reward
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, RewardModel
-from dynaplan.planners import CEMPlanner, ModelObjective, Planner, RandomShootingPlanner
+from dynaplan.planners import ModelObjective, Planner, make_planner
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,18 +39,16 @@ def build_objective(
 def build_planner(
     config: TrainConfig, objective, spec: EnvSpec, generator: torch.Generator
 ) -> Planner:
-    common = dict(
-        objective=objective,
-        action_low=spec.action_low,
-        action_high=spec.action_high,
-        horizon=config.horizon,
-        generator=generator,
-    )
-    if config.planner == "random":
-        return RandomShootingPlanner(**common, num_sequences=config.num_sequences)
-    return CEMPlanner(
-        **common,
-        num_sequences=config.num_sequences,
-        num_iterations=config.cem_iterations,
-        num_elites=config.num_elites,
+    """The configured planner through planners.make_planner (which lists every option)."""
+    options: dict[str, object] = {"num_sequences": config.num_sequences}
+    if config.planner == "cem":
+        options.update(num_iterations=config.cem_iterations, num_elites=config.num_elites)
+    return make_planner(
+        config.planner,
+        objective,
+        spec.action_low,
+        spec.action_high,
+        config.horizon,
+        generator,
+        **options,
     )
