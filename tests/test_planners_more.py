@@ -195,6 +195,15 @@ def test_colored_noise_beta_0_is_white_and_beta_2_is_red():
     assert abs(float((red[..., 0] * red[..., 1]).mean())) < 0.05
 
 
+@pytest.mark.parametrize("horizon", [1, 2, 7, 15])
+@pytest.mark.parametrize("beta", [0.0, 2.5])
+def test_colored_noise_has_unit_variance_for_any_horizon(horizon, beta):
+    g = torch.Generator().manual_seed(0)
+    x = colored_noise(beta, (3, 4000, horizon, A), g)
+    assert x.shape == (3, 4000, horizon, A)
+    assert torch.allclose(x.var(dim=(0, 1)), torch.ones(horizon, A), atol=0.1)
+
+
 def test_smoothed_noise_keeps_unit_variance_and_correlates_in_time():
     g = torch.Generator().manual_seed(0)
     x = smooth_noise(torch.randn((20000, H, A), generator=g), 0.8)

@@ -14,6 +14,7 @@ correlation along the time axis H differs:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -29,37 +30,39 @@ def colored_noise(beta: float, shape: tuple[int, ...], generator: torch.Generato
 
     Generated in the frequency domain: independent complex Gaussian coefficients for the
     rfft frequencies f_k = k / H, scaled by f_k^(-beta/2) (amplitude, so the power goes
-    as f^-beta), turned into time series by an inverse real FFT. The DC coefficient
-    takes the amplitude of the lowest nonzero frequency 1/H (f = 0 would be infinite);
-    the DC and Nyquist coefficients are real, so their real part gets twice the variance
-    (which makes beta = 0 exactly white). The result is divided by its exact standard
-    deviation, the same for every time step, so each entry is N(0, 1).
+    as f^-beta), turned into time series by an inverse real FFT. Each action dimension
+    gets its own independent series.
     """
     *lead, horizon, action_dim = shape
-    freqs = torch.fft.rfftfreq(horizon, device=generator.device)  # [F], 0 .. 0.5
-    freqs[0] = 1.0 / horizon
-    amplitude = freqs ** (-beta / 2.0)  # [F]
-    # variance of each bin's real and imaginary part: 1, except real-only DC/Nyquist: 2
-    real_var = torch.ones_like(amplitude)
-    imag_var = torch.ones_like(amplitude)
-    real_var[0], imag_var[0] = 2.0, 0.0
-    if horizon % 2 == 0:
-        real_var[-1], imag_var[-1] = 2.0, 0.0
+    scale = _spectrum_scale(float(beta), horizon, generator.device)  # [F, 2]
     coeffs = torch.randn(
-        (*lead, action_dim, amplitude.shape[0], 2), generator=generator, device=generator.device
+        (*lead, action_dim, scale.shape[0], 2), generator=generator, device=generator.device
     )
-    spectrum = amplitude * torch.complex(
-        coeffs[..., 0] * real_var.sqrt(), coeffs[..., 1] * imag_var.sqrt()
-    )
-    series = torch.fft.irfft(spectrum, n=horizon, dim=-1)  # [..., A, H]
-    # Var x_t = sum_k w_k amp_k^2 (re_k + im_k) / H^2, with w_k = 2 for the bins that
-    # stand for a conjugate pair and 1 for DC/Nyquist (already real-only)
-    pair = torch.full_like(amplitude, 2.0)
-    pair[0] = 1.0
-    if horizon % 2 == 0:
-        pair[-1] = 1.0
-    var = (pair * amplitude**2 * (real_var + imag_var)).sum() / horizon**2
-    return (series / var.sqrt()).transpose(-1, -2)
+    series = torch.fft.irfft(torch.view_as_complex(coeffs * scale), n=horizon, dim=-1)
+    return series.transpose(-1, -2)  # [..., A, H] -> [..., H, A]
+
+
+@functools.lru_cache(maxsize=32)
+def _spectrum_scale(beta: float, horizon: int, device: torch.device) -> torch.Tensor:
+    """[F, 2] std of the real and imaginary part of each rfft coefficient, computed once.
+
+    The DC coefficient takes the amplitude of the lowest nonzero frequency 1/H (f = 0
+    would be infinite). The DC and Nyquist coefficients are real-only, so their real
+    part gets twice the variance, which makes beta = 0 exactly white. All are divided by
+    the exact std of the resulting series, the same at every time step, so that each
+    entry is N(0, 1): Var x_t = sum_k m_k amp_k^2 (var re_k + var im_k) / H^2, with
+    m_k = 2 for the bins that stand for a conjugate pair and 1 for the real-only ones.
+    """
+    num_freqs = horizon // 2 + 1
+    rows, var = [], 0.0
+    for k in range(num_freqs):
+        amplitude = (max(k, 1) / horizon) ** (-beta / 2.0)
+        real_only = k == 0 or 2 * k == horizon
+        real_std, imag_std = (math.sqrt(2.0), 0.0) if real_only else (1.0, 1.0)
+        rows.append((amplitude * real_std, amplitude * imag_std))
+        var += (1 if real_only else 2) * amplitude**2 * (real_std**2 + imag_std**2)
+    std = math.sqrt(var) / horizon
+    return torch.tensor(rows, dtype=torch.float32, device=device) / std
 
 
 def smooth_noise(noise: torch.Tensor, coefficient: float) -> torch.Tensor:
