@@ -95,10 +95,8 @@ def fitted_models(buf: ReplayBuffer, net: dict) -> tuple[DynamicsModel, RewardMo
 
 
 def build(setting: Setting, dyn, rew, device: torch.device, compile: bool):
-    objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV))
-    objective.refresh()
-    if compile:
-        objective._net = torch.compile(objective._net)  # type: ignore[assignment]
+    objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV),
+                               compile=compile)
     spec = make_env(ENV)[1]
     common = dict(objective=objective, action_low=spec.action_low,
                   action_high=spec.action_high, horizon=setting.horizon,
@@ -108,7 +106,7 @@ def build(setting: Setting, dyn, rew, device: torch.device, compile: bool):
     else:
         planner = CEMPlanner(**common, num_sequences=setting.num_sequences,
                              num_iterations=setting.iterations, num_elites=setting.elites)
-    return planner, objective
+    return planner
 
 
 def load_seed_reference(path: Path):
@@ -139,7 +137,7 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile) -> dict:
     dyn, rew = fitted_models(buf, setting.net)
     dyn.to(device).eval()
     rew.to(device).eval()
-    planner, objective = build(setting, dyn, rew, device, compile)
+    planner = build(setting, dyn, rew, device, compile)
     obs_np = buf.obs[0]
     agent = MPCAgent(planner, device)
     timed: dict[str, Callable[[], object]] = {"dynaplan": lambda: agent.act(obs_np)}
@@ -162,8 +160,7 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile) -> dict:
             f()
             samples[name].append(1e3 * (time.perf_counter() - start))
     rows = setting.num_sequences * setting.horizon * setting.iterations
-    net = objective._net if isinstance(objective._net, FusedMLPs) else FusedMLPs(
-        [dyn] + ([rew] if setting.learned_reward else []))
+    net = FusedMLPs([dyn] + ([rew] if setting.learned_reward else []))  # for its shapes
     gflop = rows * net.flops_per_row() / 1e9
     h = net.ws[0].shape[1]
     out = {
@@ -191,7 +188,7 @@ def bench_loop(setting: Setting, buf, device, steps: int) -> float:
     dyn, rew = fitted_models(buf, setting.net)
     dyn.to(device).eval()
     rew.to(device).eval()
-    planner, _ = build(setting, dyn, rew, device, compile=False)
+    planner = build(setting, dyn, rew, device, compile=False)
     agent = MPCAgent(planner, device)
     env = make_env(ENV)[0]
     obs, _ = env.reset(seed=0)

@@ -34,7 +34,8 @@ class ModelObjective:
     function; `termination` a known termination function or None. With `fused` (default)
     MLP models run in their folded planning form (models/fused.py), which `refresh()`
     rebuilds: call it after every fit. `fused=False` runs the modules as they are, the
-    reference the fused path is tested against.
+    reference the fused path is tested against. `compile` wraps the fused networks in
+    `torch.compile` (first calls are slow while it compiles).
     """
 
     def __init__(
@@ -43,9 +44,10 @@ class ModelObjective:
         reward: RewardModel | RewardFn,
         termination: TerminationFn | None = None,
         fused: bool = True,
+        compile: bool = False,
     ) -> None:
         self.dynamics, self.reward, self.termination = dynamics, reward, termination
-        self.fused = fused
+        self.fused, self.compile = fused, compile
         self.particles = dynamics.particles if isinstance(dynamics, EnsembleDynamics) else 1
         self._dyn_net: FusedMLPs | None = None
         self._rew_net: FusedMLPs | None = None
@@ -55,13 +57,14 @@ class ModelObjective:
         """Snapshot the models' current weights into the fused planning networks."""
         if not self.fused:
             return
+        wrap = torch.compile if self.compile else (lambda net: net)
         if self._joint:  # dynamics and reward share their input: one network pair
-            self._dyn_net = FusedMLPs([self.dynamics, self.reward])  # type: ignore[list-item]
+            self._dyn_net = wrap(FusedMLPs([self.dynamics, self.reward]))  # type: ignore[list-item]
             return
         if isinstance(self.dynamics, DynamicsModel):
-            self._dyn_net = FusedMLPs([self.dynamics])
+            self._dyn_net = wrap(FusedMLPs([self.dynamics]))
         if isinstance(self.reward, RewardModel):
-            self._rew_net = FusedMLPs([self.reward])
+            self._rew_net = wrap(FusedMLPs([self.reward]))
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(s [R, O], a [R, A]) -> (s' [R, O], r [R])."""
@@ -118,7 +121,7 @@ class ModelObjective:
         total = state.new_zeros(rows)
         for t in range(actions.shape[1]):
             x[:, obs_dim:] = actions[:, t]
-            out = net(x, reuse=True)  # type: ignore[misc]  # [2, R, O]
+            out = net(x, reuse=not self.compile)  # type: ignore[misc]  # [2, R, O]
             total += out[1, :, 0]
             x[:, :obs_dim] += out[0]  # s_{t+1} = s_t + delta, in place
         return total
