@@ -2,9 +2,10 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def _fixed_threads():
-    # same thread count in every test: reductions, and so results, stay bit-identical
+    # one thread count for the whole session (session scope: set before any module-scoped
+    # fixture trains a run), so results compared between tests stay bit-identical
     torch.set_num_threads(1)
     yield
 

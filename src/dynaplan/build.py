@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dynaplan.config import TrainConfig
+from dynaplan.config import PLANNER_OPTIONS, TrainConfig
 from dynaplan.envs import EnvSpec, known_reward
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, RewardModel
@@ -36,13 +36,23 @@ def build_objective(
     return ModelObjective(dynamics, reward_fn)
 
 
+def warm_start(config: TrainConfig) -> bool | None:
+    """The agent's warm_start argument: None lets the planner decide."""
+    return {"auto": None, "on": True, "off": False}[config.warm_start]
+
+
 def build_planner(
     config: TrainConfig, objective, spec: EnvSpec, generator: torch.Generator
 ) -> Planner:
     """The configured planner through planners.make_planner (which lists every option)."""
     options: dict[str, object] = {"num_sequences": config.num_sequences}
-    if config.planner == "cem":
-        options.update(num_iterations=config.cem_iterations, num_elites=config.num_elites)
+    if config.planner in ("cem", "icem", "mppi"):
+        options["num_iterations"] = config.cem_iterations
+    if config.planner in ("cem", "icem"):
+        options["num_elites"] = config.num_elites
+    for name in PLANNER_OPTIONS:  # only the options the user set; make_planner refuses
+        if getattr(config, name) is not None:  # one the chosen planner does not take
+            options[name] = getattr(config, name)
     return make_planner(
         config.planner,
         objective,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dynaplan.config import TrainConfig, load_config_file
+from dynaplan.config import PLANNERS, TrainConfig, field_type, load_config_file
 from dynaplan.errors import ConfigError
 
 _TYPES = {int: int, float: float, str: str}
@@ -36,7 +36,7 @@ def _add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
                                   f"(default: {f.default})"}
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-        kwargs["type"] = _TYPES[type(f.default)]
+        kwargs["type"] = _TYPES[field_type(f)]
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
     parser.add_argument("--config", metavar="FILE",
                         help="YAML or JSON file of train options; flags override it")
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train each planner with each seed and plot return per "
                                    "iteration: mean and min-max band over seeds.")
     p.add_argument("--planners", nargs="+", default=["cem", "random"],
-                   choices=["cem", "random"], help="planners to compare")
+                   choices=PLANNERS, help="planners to compare")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds per planner")
     _add_train_flags(p, skip=("planner", "seed"))
     p.add_argument("--out", metavar="DIR",

@@ -15,7 +15,12 @@ from typing import Any
 
 from dynaplan.errors import ConfigError
 
-PLANNERS = ("cem", "random")
+PLANNERS = ("cem", "random", "icem", "mppi")
+SAMPLINGS = ("clip", "truncnorm")
+WARM_STARTS = ("auto", "on", "off")
+# planner options whose default (None) means "the chosen planner's own default"
+PLANNER_OPTIONS = ("alpha", "init_std", "sampling", "beta", "keep_fraction", "decay",
+                   "temperature", "noise_std", "smoothing")
 DEVICES = ("auto", "cpu", "cuda")
 REWARDS = ("learned", "known")
 
@@ -37,8 +42,27 @@ class TrainConfig:
     random_trajectories: int = _f(10, "random-action episodes collected before the first fit")
     horizon: int = _f(15, "planning horizon H in steps")
     num_sequences: int = _f(100, "candidate action sequences N per planner iteration")
-    cem_iterations: int = _f(5, "CEM refinement iterations per plan call")
-    num_elites: int = _f(10, "CEM elites: best sequences that refit the sampling distribution")
+    cem_iterations: int = _f(5, "refinement iterations per plan call (cem, icem, mppi)")
+    num_elites: int = _f(
+        10, "CEM/iCEM elites: best sequences that refit the sampling distribution")
+    alpha: float | None = _f(None, "cem/icem momentum: weight of the old mean and std",
+                             type=float)
+    init_std: float | None = _f(
+        None, "cem/icem initial std in half action ranges (cem default: from uniform samples)",
+        type=float)
+    sampling: str | None = _f(None, "cem/icem/mppi: clip samples to the bounds or truncnorm",
+                              type=str, choices=SAMPLINGS)
+    beta: float | None = _f(None, "icem colored-noise exponent (0 white, 2 smooth)", type=float)
+    keep_fraction: float | None = _f(None, "icem share of elites kept between iterations",
+                                     type=float)
+    decay: float | None = _f(None, "icem population decay per iteration", type=float)
+    temperature: float | None = _f(None, "mppi temperature of the return weighting",
+                                   type=float)
+    noise_std: float | None = _f(None, "mppi noise std in half action ranges", type=float)
+    smoothing: float | None = _f(None, "mppi noise smoothing coefficient in [0, 1)",
+                                 type=float)
+    warm_start: str = _f("auto", "start each plan from the previous one shifted "
+                         "(auto: off for cem/random, on for icem/mppi)", choices=WARM_STARTS)
     epochs: int = _f(50, "passes over the training split per model fit")
     batch_size: int = _f(2000, "minibatch size for model fitting")
     lr: float = _f(3e-4, "Adam learning rate of the dynamics and the reward model")
@@ -80,13 +104,20 @@ class TrainConfig:
             raise ConfigError(f"input_noise must be >= 0, got {self.input_noise}")
         if not isinstance(self.env, str) or not self.env:
             raise ConfigError(f"env must be a non-empty string, got {self.env!r}")
+        for name in PLANNER_OPTIONS:
+            value = getattr(self, name)
+            if value is None or name == "sampling":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
                 raise ConfigError(
                     f"{f.name} must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}"
                 )
-        if self.planner == "cem" and self.num_elites > self.num_sequences:
+        if self.planner in ("cem", "icem") and self.num_elites > self.num_sequences:
             raise ConfigError(
                 f"num_elites ({self.num_elites}) must not exceed num_sequences "
                 f"({self.num_sequences})"
@@ -105,13 +136,20 @@ class TrainConfig:
             if name not in names:
                 raise ConfigError(f"{source}: unknown key {key!r}")
             clean[name] = value
-        kinds = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+        kinds = {f.name: field_type(f) for f in dataclasses.fields(cls)}
         for name, value in clean.items():
+            if value is None:
+                continue
             if kinds[name] is float and isinstance(value, int) and not isinstance(value, bool):
                 clean[name] = float(value)
             elif kinds[name] is str and not isinstance(value, str):
                 raise ConfigError(f"{source}: {name} must be a string, got {value!r}")
         return cls(**clean)
+
+
+def field_type(f: dataclasses.Field) -> type:
+    """The scalar type of a TrainConfig field (for optional fields, from its metadata)."""
+    return f.metadata.get("type", type(f.default))
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
