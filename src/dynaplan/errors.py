@@ -1,5 +1,20 @@
-"""The one exception type the CLI turns into a one-line message and exit status 2."""
+"""The exceptions the CLI turns into one line on stderr (exit status 2, no traceback)."""
 
 
 class ConfigError(ValueError):
     """Bad user input: a flag, a config file, an environment id, a run folder."""
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint (or a file of one) that cannot be read: missing, truncated,
+    corrupted, or holding something other than plain tensors and JSON."""
+
+
+class CheckpointFormatError(CheckpointError):
+    """A checkpoint written in a format this version does not know (e.g. a newer one).
+    Unlike a damaged checkpoint, `--resume` does not fall back past it."""
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (e.g. the model loss became NaN, or the environment
+    failed in every episode); the last complete checkpoint stays as it was."""

@@ -65,6 +65,13 @@ class ReplayBuffer:
         self._data["truncated"][i] = truncated
         self._size += 1
 
+    def truncate(self, size: int) -> None:
+        """Forget every transition from row `size` on (e.g. an episode the environment
+        broke off); 0 <= size <= len(self)."""
+        if not 0 <= size <= self._size:
+            raise ValueError(f"cannot truncate a buffer of {self._size} rows to {size}")
+        self._size = size
+
     def __getattr__(self, name: str) -> np.ndarray:
         if name in _FIELDS:
             return self.__dict__["_data"][name][: self.__dict__["_size"]]
@@ -94,10 +101,14 @@ class ReplayBuffer:
         except FileNotFoundError:
             raise ConfigError(f"buffer file not found: {path}") from None
         except Exception as exc:
-            raise ConfigError(f"buffer file {path} is unreadable: {exc}") from None
-        n = arrays["obs"].shape[0]
-        if arrays["obs"].ndim != 2 or any(a.shape[0] != n for a in arrays.values()):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"buffer file {path} is unreadable: {first}") from None
+        obs = arrays["obs"]
+        if (obs.ndim != 2 or arrays["action"].ndim != 2
+                or arrays["next_obs"].shape != obs.shape
+                or any(a.ndim < 1 or a.shape[0] != obs.shape[0] for a in arrays.values())):
             raise ConfigError(f"buffer file {path} has inconsistent arrays")
+        n = obs.shape[0]
         buf = cls(arrays["obs"].shape[1], arrays["action"].shape[1], capacity=n)
         for k in _FIELDS:
             buf._data[k][:n] = arrays[k]
