@@ -1,8 +1,17 @@
 """Acting in environments: random data, planner episodes that feed the buffer, and
-evaluation episodes on fixed reset seeds (planned as one batch, never stored)."""
+evaluation episodes on fixed reset seeds (planned as one batch, never stored).
+
+An environment that fails (an exception in `reset` or `step`, or a non-finite
+observation or reward) costs only the episode it happened in: that episode's
+transitions are taken back out of the buffer, one warning line says why, and the next
+episode starts. After MAX_DROPPED_IN_A_ROW failed episodes in a row the run stops with a
+TrainingError, rather than retrying forever.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -11,8 +20,17 @@ from tqdm.auto import tqdm
 
 from dynaplan.agent import MPCAgent
 from dynaplan.data import ReplayBuffer
+from dynaplan.errors import TrainingError
 
 EVAL_SEED_BASE = 10_000  # evaluation episode i resets with seed EVAL_SEED_BASE + i
+MAX_DROPPED_IN_A_ROW = 10
+
+Warn = Callable[[str], object]
+
+
+def warn_stderr(message: str) -> None:
+    """The default warning: one line on stderr (beside any progress bars)."""
+    tqdm.write(f"dynaplan: warning: {message}", file=sys.stderr)
 
 
 @dataclass
@@ -21,25 +39,140 @@ class Episode:
     length: int = 0
     predicted_return: float = float("nan")
     frames: list[np.ndarray] = field(default_factory=list)
+    dropped: str | None = None
+    """Why the environment broke the episode off (its transitions are not kept), or None."""
 
 
-def collect_random(
-    env: gym.Env, buffer: ReplayBuffer, num_episodes: int, seed: int | None, progress: bool
-) -> list[Episode]:
-    """Uniform random actions from the action space; the first reset takes `seed`."""
-    episodes = []
-    for i in tqdm(range(num_episodes), desc="random trajectories", disable=not progress):
-        obs, _ = env.reset(seed=seed if i == 0 else None)
-        ep, done = Episode(), False
+class _EnvFault(Exception):
+    """The environment failed; the message says how."""
+
+
+def _finite(*values: object) -> bool:
+    return all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in values)
+
+
+def _reset(env: gym.Env, seed: int | None) -> np.ndarray:
+    try:
+        obs, _ = env.reset(seed=seed)
+    except Exception as exc:
+        raise _EnvFault(f"reset raised {_describe(exc)}") from None
+    if not _finite(obs):
+        raise _EnvFault("reset returned a non-finite observation")
+    return obs
+
+
+def _step(env: gym.Env, action: np.ndarray, t: int) -> tuple:
+    try:
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+    except Exception as exc:
+        raise _EnvFault(f"step {t} raised {_describe(exc)}") from None
+    if not _finite(next_obs, reward):
+        raise _EnvFault(f"step {t} returned a non-finite observation or reward")
+    return next_obs, reward, terminated, truncated
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def play_episode(
+    env: gym.Env,
+    policy: Callable[[np.ndarray], np.ndarray],
+    buffer: ReplayBuffer,
+    record: bool = False,
+    seed: int | None = None,
+    on_step: Callable[[], object] | None = None,
+) -> Episode:
+    """One whole episode of `policy`, every transition added to `buffer`. If the
+    environment fails, the episode's transitions are removed again and `dropped` says
+    why. With `record`, the episode keeps its rendered frames."""
+    start = len(buffer)
+    ep = Episode()
+    try:
+        obs = _reset(env, seed)
+        if record:
+            ep.frames.append(env.render())
+        done = False
         while not done:
-            action = env.action_space.sample()
-            next_obs, reward, terminated, truncated, _ = env.step(action)
+            action = policy(obs)
+            next_obs, reward, terminated, truncated = _step(env, action, ep.length)
             buffer.add(obs, action, reward, next_obs, terminated, truncated)
             ep.ret += float(reward)
             ep.length += 1
+            if record:
+                ep.frames.append(env.render())
             obs, done = next_obs, terminated or truncated
+            if on_step is not None:
+                on_step()
+    except _EnvFault as fault:
+        buffer.truncate(start)
+        ep.dropped, ep.frames = str(fault), []
+    return ep
+
+
+def _play_until(
+    env: gym.Env,
+    policy: Callable[[np.ndarray], np.ndarray],
+    buffer: ReplayBuffer,
+    done: Callable[[list[Episode]], bool],
+    warn: Warn,
+    bar: tqdm,
+    per_step: bool,
+    record: bool = False,
+    seed: int | None = None,
+    before_episode: Callable[[], object] | None = None,
+) -> list[Episode]:
+    """Episodes until `done(kept episodes)`; returns every episode, dropped ones too.
+    `seed` goes to the first reset only; `bar` counts kept steps (`per_step`) or kept
+    episodes."""
+    episodes: list[Episode] = []
+    kept: list[Episode] = []
+    in_a_row = 0
+    on_step = (lambda: bar.update(1)) if per_step else None
+    while not done(kept):
+        if before_episode is not None:
+            before_episode()
+        ep = play_episode(env, policy, buffer, record, seed if not episodes else None, on_step)
         episodes.append(ep)
+        if ep.dropped is None:
+            kept.append(ep)
+            in_a_row = 0
+            if not per_step:
+                bar.update(1)
+            continue
+        if per_step:
+            bar.update(-ep.length)
+        warn(f"dropped an episode of {_env_id(env)}: {ep.dropped} "
+             f"({ep.length} transitions not kept)")
+        in_a_row += 1
+        if in_a_row >= MAX_DROPPED_IN_A_ROW:
+            raise TrainingError(f"environment {_env_id(env)} failed in {in_a_row} episodes "
+                                f"in a row (last: {ep.dropped}); stopping")
+    bar.close()
     return episodes
+
+
+def _env_id(env: gym.Env) -> str:
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+
+def collect_random(
+    env: gym.Env,
+    buffer: ReplayBuffer,
+    num_episodes: int,
+    seed: int | None,
+    progress: bool,
+    warn: Warn = warn_stderr,
+) -> list[Episode]:
+    """`num_episodes` whole episodes of uniform random actions from the action space
+    (dropped ones are retried); the first reset takes `seed`. Returns the kept ones."""
+    bar = tqdm(total=num_episodes, desc="random trajectories", disable=not progress)
+    episodes = _play_until(
+        env, lambda obs: env.action_space.sample(), buffer,
+        lambda kept: len(kept) >= num_episodes, warn, bar, per_step=False, seed=seed,
+    )
+    return [ep for ep in episodes if ep.dropped is None]
 
 
 def run_episodes(
@@ -50,53 +183,60 @@ def run_episodes(
     record: bool,
     progress: bool,
     seed: int | None = None,
+    warn: Warn = warn_stderr,
 ) -> list[Episode]:
-    """Whole episodes with the planner until at least `min_steps` transitions were added
-    (the seed's inner loop). With `record`, each episode keeps its rendered frames."""
-    episodes: list[Episode] = []
-    steps = 0
+    """Whole episodes with the planner until at least `min_steps` transitions were kept
+    (the seed's inner loop). The agent's warm start is reset at every episode start.
+    Returns every episode in order, dropped ones included (`Episode.dropped`)."""
     bar = tqdm(total=min_steps, desc="MPC steps", leave=False, disable=not progress)
-    while steps < min_steps:
-        obs, _ = env.reset(seed=seed if not episodes else None)
-        ep, done = Episode(), False
-        if record:
-            ep.frames.append(env.render())
-        while not done:
-            action = agent.act(obs)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            buffer.add(obs, action, reward, next_obs, terminated, truncated)
-            ep.ret += float(reward)
-            ep.length += 1
-            if record:
-                ep.frames.append(env.render())
-            obs, done = next_obs, terminated or truncated
-            steps += 1
-            bar.update(1)
-        episodes.append(ep)
-    bar.close()
-    return episodes
+    return _play_until(
+        env, agent.act, buffer, lambda kept: sum(e.length for e in kept) >= min_steps,
+        warn, bar, per_step=True, record=record, seed=seed, before_episode=agent.reset,
+    )
 
 
 def evaluate(
-    envs: list[gym.Env], agent: MPCAgent, frames: list[np.ndarray] | None = None
+    envs: list[gym.Env],
+    agent: MPCAgent,
+    frames: list[np.ndarray] | None = None,
+    warn: Warn = warn_stderr,
 ) -> list[float]:
     """One episode per env, reset with seeds EVAL_SEED_BASE + i, all planned in one batch
-    per step. Returns the episode returns (nothing is stored). With `frames`, the first
-    env's rendered frames are appended to it (that env must render rgb_array)."""
-    obs = np.stack([env.reset(seed=EVAL_SEED_BASE + i)[0] for i, env in enumerate(envs)])
-    if frames is not None:
-        frames.append(envs[0].render())
+    per step. Returns the episode returns (nothing is stored); an episode whose env
+    fails returns NaN, with a warning. With `frames`, the first env's rendered frames
+    are appended to it (that env must render rgb_array)."""
+    agent.reset()
+    obs_dim = envs[0].observation_space.shape[0]
+    obs = np.zeros((len(envs), obs_dim), np.float32)
     returns = np.zeros(len(envs))
     active = np.ones(len(envs), bool)
+
+    def fail(i: int, fault: _EnvFault) -> None:
+        warn(f"evaluation episode {i} of {_env_id(envs[i])} failed: {fault}")
+        returns[i], active[i] = float("nan"), False
+
+    for i, env in enumerate(envs):
+        try:
+            obs[i] = _reset(env, EVAL_SEED_BASE + i)
+        except _EnvFault as fault:
+            fail(i, fault)
+    if frames is not None and active[0]:
+        frames.append(envs[0].render())
+    t = 0
     while active.any():
         idx = np.flatnonzero(active)
-        actions = agent.act(obs[idx])
+        actions = agent.act(obs[idx], ids=idx)
         for j, i in enumerate(idx):
-            next_obs, reward, terminated, truncated, _ = envs[i].step(actions[j])
+            try:
+                next_obs, reward, terminated, truncated = _step(envs[i], actions[j], t)
+            except _EnvFault as fault:
+                fail(i, fault)
+                continue
             returns[i] += float(reward)
             obs[i] = next_obs
             if frames is not None and i == 0:
                 frames.append(envs[0].render())
             if terminated or truncated:
                 active[i] = False
+        t += 1
     return returns.tolist()
