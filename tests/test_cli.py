@@ -30,7 +30,8 @@ def run_dir(tmp_path_factory):
 
 def test_train_writes_the_run_folder(run_dir):
     for name in ("config.json", "metrics.csv", "summary.json", "episodes.csv",
-                 "checkpoints/models.pt", "checkpoints/buffer.npz", "plots/return.png",
+                 "checkpoints/iter_000001/state.json", "checkpoints/iter_000001/tensors.pt",
+                 "checkpoints/iter_000001/buffer.npz", "plots/return.png",
                  "plots/dynamics_loss.png", "plots/reward_loss.png",
                  "videos/iteration_0000.mp4", "videos/iteration_0001.mp4"):
         assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name

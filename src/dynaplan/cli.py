@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from dynaplan.config import PLANNERS, TrainConfig, field_type, load_config_file
-from dynaplan.errors import ConfigError
+from dynaplan.errors import ConfigError, TrainingError
+from dynaplan.interrupt import RunInterrupted
 
 _TYPES = {int: int, float: float, str: str}
 
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(p)
     p.add_argument("--out", metavar="DIR",
                    help="run folder (default: runs/<env>__<planner>__s<seed>__<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue this run from its last checkpoint (its own options; "
+                        "--iterations may be raised to extend it)")
+    p.add_argument("--keep-checkpoints", metavar="K", type=int, default=2,
+                   help="keep the newest K checkpoints, one per iteration (default: 2)")
 
     p = sub.add_parser("compare", help="train several planners over several seeds, one figure",
                        description="Train each planner with each seed and plot return per "
@@ -121,12 +127,49 @@ def _echo(quiet: bool):
     return tqdm.write
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from dynaplan.loop import train
+def _resumed_config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
+    """The run's own config with --iterations applied; any other option given (a flag,
+    or a key of --config) that differs from it is refused."""
+    from dynaplan.evaluate import load_run_config
 
-    config = _config_from_args(args)
-    result = train(config, Path(args.out) if args.out else None, progress=not args.quiet,
-                   echo=_echo(args.quiet))
+    saved = load_run_config(run_dir)
+    given: dict[str, Any] = {}
+    if args.config:
+        data = load_config_file(args.config)
+        full = TrainConfig.from_dict(data, source=f"config file {args.config}").to_dict()
+        given.update({str(k).replace("-", "_"): full[str(k).replace("-", "_")] for k in data})
+    for f in dataclasses.fields(TrainConfig):
+        if getattr(args, f.name, None) is not None:
+            given[f.name] = getattr(args, f.name)
+    own = saved.to_dict()
+    for name, value in given.items():
+        if name != "iterations" and value != own[name]:
+            raise ConfigError(f"--{name.replace('_', '-')} {value} contradicts the run's "
+                              f"config ({own[name]}); a resumed run keeps its own options, "
+                              "only --iterations may change")
+    return dataclasses.replace(saved, iterations=given.get("iterations", saved.iterations))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dynaplan.loop import resume, train
+
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints must be positive, got {args.keep_checkpoints}")
+    options = dict(progress=not args.quiet, echo=_echo(args.quiet),
+                   keep_checkpoints=args.keep_checkpoints)
+    if args.resume:
+        if args.out:
+            raise ConfigError("--out cannot be combined with --resume (the run stays in "
+                              "RUN_DIR)")
+        run_dir = Path(args.resume)
+        result = resume(run_dir, _resumed_config(args, run_dir), **options)
+        if result.already_complete:
+            print(f"dynaplan: {run_dir} is already complete ({result.summary['iterations']} "
+                  "iterations); raise --iterations to extend it")
+            return 0
+    else:
+        config = _config_from_args(args)
+        result = train(config, Path(args.out) if args.out else None, **options)
     if args.quiet:
         print(result.run_dir)
     return 0
@@ -207,9 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as exc:
+    except (ConfigError, TrainingError) as exc:
         print(f"dynaplan: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as stop:  # SIGINT / SIGTERM during a run: 130 / 143
+        print(f"dynaplan: {stop.message()}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print("dynaplan: interrupted", file=sys.stderr)
         return 130

@@ -14,7 +14,7 @@ from dynaplan.checkpoint import load_models
 from dynaplan.config import TrainConfig
 from dynaplan.envs import make_env
 from dynaplan.errors import ConfigError
-from dynaplan.rollout import evaluate
+from dynaplan.rollout import evaluate, warn_stderr
 from dynaplan.video import save_mp4
 
 
@@ -26,6 +26,8 @@ def load_run_config(run_dir: Path) -> TrainConfig:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a mapping of options")
     return TrainConfig.from_dict(data, source=str(path))
 
 
@@ -35,7 +37,7 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
     envs = [make_env(config.env, render=video and i == 0)[0] for i in range(episodes)]
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, dev)
-    iteration = load_models(run_dir / "checkpoints", dynamics, reward)
+    iteration = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr)
     dynamics.eval()
     reward.eval()
     objective = build_objective(config, dynamics, reward)

@@ -10,6 +10,7 @@ COLUMNS = (
     "iteration",
     "env_steps",
     "train/episodes",
+    "train/dropped_episodes",
     "train/return",
     "train/predicted_return",
     "model/dynamics_train_loss",
