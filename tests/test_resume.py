@@ -107,7 +107,7 @@ def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
     run = tmp_path / "run"
     # kill -9 right after the first checkpoint is complete
     proc = spawn(*ARGS, "--out", run)
-    assert wait_until(proc, lambda: iterations_done(run) >= 1)
+    assert wait_until(proc, lambda: iterations_done(run) >= 1), proc.communicate()[1]
     proc.kill()
     proc.wait()
     # kill -9 the resumed run while it writes its next checkpoint (or just after)

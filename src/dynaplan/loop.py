@@ -4,16 +4,16 @@
     for each iteration: fit models on all data -> act with the MPC planner for
     `steps_per_iteration` steps, adding every transition -> (evaluate) -> checkpoint, log
 
-Everything random derives from `config.seed`: torch's global generator (weight init),
-a numpy generator (train/valid split), one torch generator each for fitting, acting and
-evaluating (so enabling evaluation does not change the training run), and the
-environment's and its action space's generators.
+Everything random derives from `config.seed` (runstate.Generators): torch's global
+generator (weight init), a numpy generator (train/valid split), one torch generator each
+for fitting, acting and evaluating (so enabling evaluation does not change the training
+run), and the environment's and its action space's generators.
 
-After every iteration the whole state is checkpointed (checkpoint.py; what it holds is
-`_Run.state`), so `resume` continues a run from its last complete iteration and, on the
-same device and thread count, ends with the same metrics.csv (timing aside) and the same
-weights as a run that was never stopped. SIGINT and SIGTERM stop a run at once, keeping
-the checkpoint being written (interrupt.py).
+After every iteration the whole state (runstate.py) is checkpointed (checkpoint.py), so
+`resume` continues a run from its last complete iteration and, on the same device and
+thread count, ends with the same metrics.csv (timing aside), episodes.csv and weights as
+a run that was never stopped. SIGINT and SIGTERM stop a run at once, keeping a checkpoint
+that is being written (interrupt.py).
 """
 
 from __future__ import annotations
@@ -47,13 +47,14 @@ from dynaplan.checkpoint import (
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
 from dynaplan.envs import known_reward, make_env
-from dynaplan.errors import CheckpointError, ConfigError, TrainingError
+from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.evaluate import load_run_config
 from dynaplan.interrupt import RunInterrupted, StopSignals
 from dynaplan.metrics import MetricsLog
 from dynaplan.models import FitResult, ModelFitter, RewardModel
 from dynaplan.plots import plot_run
 from dynaplan.rollout import Warn, collect_random, evaluate, run_episodes, warn_stderr
+from dynaplan.runstate import Generators, History, capture, restore
 from dynaplan.video import save_mp4
 
 EPISODES_HEADER = "iteration,episode,length,return,predicted_return\n"
@@ -155,7 +156,7 @@ def resume(
 
 
 class _Run:
-    """Every object of one run and the state a checkpoint holds."""
+    """Every object of one run; `go` runs its iterations and checkpoints each."""
 
     def __init__(self, config: TrainConfig, progress: bool, echo, warn: Warn, keep: int) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
@@ -169,10 +170,7 @@ class _Run:
         self.eval_envs = [make_env(config.env)[0] for _ in range(config.eval_episodes)]
         self.dir = Path()
         self.last_done: int | None = None  # last checkpointed iteration
-        self.rows: list[dict[str, Any]] = []
-        self.episode_rows: list[list[Any]] = []
-        self.plan_ms: list[float] = []
-        self.counters = {"wall_s": 0.0, "dropped_random_episodes": 0}
+        self.history = History()
         self._episodes_log = None
 
     def close(self) -> None:
@@ -182,96 +180,16 @@ class _Run:
         for env in self.eval_envs:
             env.close()
 
-    # -- building and restoring ---------------------------------------------------------
-
-    def _seed(self) -> None:
-        seed = self.config.seed
-        torch.manual_seed(seed)
-        self.split_rng = np.random.default_rng(seed)
-        self.fit_gen = torch.Generator().manual_seed(seed)
-        self.act_gen = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.eval_gen = torch.Generator(device=self.device).manual_seed(seed + 2)
-        self.env.action_space.seed(seed)
-
     def _build(self) -> None:
         config, spec = self.config, self.spec
         self.dynamics, self.reward_model = build_models(spec, self.device)
         self.fitter = ModelFitter(self.dynamics, self.reward_model, config.lr, config.epochs,
                                   config.batch_size, config.input_noise)
         self.objective = build_objective(config, self.dynamics, self.reward_model)
-        self.agent = MPCAgent(build_planner(config, self.objective, spec, self.act_gen),
+        self.agent = MPCAgent(build_planner(config, self.objective, spec, self.gens.act),
                               self.device, warm_start(config))
-        self.eval_agent = MPCAgent(build_planner(config, self.objective, spec, self.eval_gen),
+        self.eval_agent = MPCAgent(build_planner(config, self.objective, spec, self.gens.eval),
                                    self.device, warm_start(config))
-
-    def state(self, iteration: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(JSON part, tensor part) of everything the next iteration depends on."""
-        json_part = {
-            "config": self.config.to_dict(),
-            "device": self.device.type,
-            "metrics": self.rows,
-            "episodes": self.episode_rows,
-            "rng": {
-                "split": self.split_rng.bit_generator.state,
-                "env": self.env.unwrapped.np_random.bit_generator.state,
-                "action_space": self.env.action_space.np_random.bit_generator.state,
-            },
-            # The agents' warm start is reset at every episode start, so it is empty at
-            # an iteration boundary; the slot is kept for planners with state across
-            # episodes.
-            "planner": None,
-            "counters": {**self.counters, "wall_s": self._wall_s()},
-        }
-        tensors = {
-            "dynamics": self.dynamics.state_dict(),
-            "reward": self.reward_model.state_dict(),
-            "optimizers": [opt.state_dict() for opt in self.fitter.optimizers],
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "fit": self.fit_gen.get_state(),
-                "act": self.act_gen.get_state(),
-                "eval": self.eval_gen.get_state(),
-            },
-            "plan_ms": torch.tensor(self.plan_ms, dtype=torch.float64),
-        }
-        return json_part, tensors
-
-    def restore(self, checkpoint: Checkpoint) -> None:
-        """Put the state of `checkpoint` into the freshly built objects."""
-        state, tensors = checkpoint.state, checkpoint.tensors
-        if state.get("device") != self.device.type:
-            raise ConfigError(f"checkpoint {checkpoint.path} was written on "
-                              f"{state.get('device')}, this run would use {self.device.type}; "
-                              "resume on the same device")
-        saved = dict(state.get("config") or {}, iterations=self.config.iterations)
-        if saved != self.config.to_dict():
-            raise ConfigError(f"checkpoint {checkpoint.path} belongs to another config than "
-                              f"{self.dir / 'config.json'}")
-        try:
-            self.dynamics.load_state_dict(tensors["dynamics"])
-            self.reward_model.load_state_dict(tensors["reward"])
-            for opt, opt_state in zip(self.fitter.optimizers, tensors["optimizers"], strict=True):
-                opt.load_state_dict(opt_state)
-            rng = tensors["rng"]
-            self.fit_gen.set_state(rng["fit"])
-            self.act_gen.set_state(rng["act"])
-            self.eval_gen.set_state(rng["eval"])
-            self.split_rng.bit_generator.state = state["rng"]["split"]
-            self.env.unwrapped.np_random.bit_generator.state = state["rng"]["env"]
-            self.env.action_space.np_random.bit_generator.state = state["rng"]["action_space"]
-            self.rows = list(state["metrics"])
-            self.episode_rows = list(state["episodes"])
-            self.counters.update(state["counters"])
-            self.plan_ms = tensors["plan_ms"].tolist()
-            torch.set_rng_state(rng["torch"])  # last: building the models drew from it
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CheckpointError(f"checkpoint {checkpoint.path} does not fit this run: "
-                                  f"{first}") from None
-        self.dynamics.eval()
-        self.reward_model.eval()
-        self.buffer = checkpoint.buffer
-        self.last_done = checkpoint.iteration
 
     # -- running -------------------------------------------------------------------------
 
@@ -298,8 +216,8 @@ class _Run:
         """Seed, then either collect random data and build fresh models (the order of a
         fresh run) or build and overwrite everything with the checkpoint; (re)write the
         logs so they hold exactly the checkpointed iterations."""
-        self._seed()
         config = self.config
+        self.gens = Generators.seeded(config.seed, self.device, self.env)
         if checkpoint is None:
             self.buffer = ReplayBuffer(self.spec.obs_dim, self.spec.action_dim, capacity=4096)
             random_eps = collect_random(self.env, self.buffer, config.random_trajectories,
@@ -309,18 +227,21 @@ class _Run:
             self._build()
         else:
             self._build()
-            self.restore(checkpoint)
-            self._wall_before = float(self.counters["wall_s"])
+            self.history = restore(checkpoint, config, self.device,
+                                   (self.dynamics, self.reward_model), self.fitter.optimizers,
+                                   self.gens)
+            self.buffer, self.last_done = checkpoint.buffer, checkpoint.iteration
+            self._wall_before = float(self.history.counters["wall_s"])
         self.metrics = MetricsLog(self.dir / "metrics.csv")
-        for row in self.rows:
+        for row in self.history.rows:
             self.metrics.append(row)
         self._episodes_log = open(self.dir / "episodes.csv", "w")
         self._episodes_log.write(EPISODES_HEADER)
-        self._write_episode_rows(self.episode_rows)
+        self._write_episode_rows(self.history.episode_rows)
 
     def _counting_warn(self) -> Warn:
         def warn(message: str) -> None:
-            self.counters["dropped_random_episodes"] += 1
+            self.history.counters["dropped_random_episodes"] += 1
             self.warn(message)
         return warn
 
@@ -330,8 +251,8 @@ class _Run:
     def _iteration(self, it: int, bar: tqdm) -> None:
         config, buffer = self.config, self.buffer
         t0 = time.perf_counter()
-        fit = self.fitter.fit(buffer, buffer.split(config.valid_fraction, self.split_rng),
-                              self.fit_gen, self.progress)
+        fit = self.fitter.fit(buffer, buffer.split(config.valid_fraction, self.gens.split),
+                              self.gens.fit, self.progress)
         self._check_finite(it, fit)
         self.objective.refresh()
         record = config.video_every > 0 and (
@@ -376,10 +297,13 @@ class _Run:
                         "eval/return_max": float(np.max(ok)) if ok.size else nan})
         row["time/iteration_s"] = time.perf_counter() - t0
         with self.signals.deferred():  # a stop waits until checkpoint and logs agree
-            self.rows.append(row)
-            self.episode_rows.extend(new_episode_rows)
-            self.plan_ms.extend(1e3 * s for s in self.agent.plan_seconds)
-            json_part, tensors = self.state(it)
+            history = self.history
+            history.rows.append(row)
+            history.episode_rows.extend(new_episode_rows)
+            history.plan_ms.extend(1e3 * s for s in self.agent.plan_seconds)
+            history.counters["wall_s"] = self._wall_s()
+            json_part, tensors = capture(config, self.device, (self.dynamics, self.reward_model),
+                                         self.fitter.optimizers, self.gens, history)
             try:
                 save_checkpoint(self.dir / "checkpoints", it, json_part, tensors, buffer,
                                 self.keep)
@@ -422,11 +346,11 @@ class _Run:
         self._episodes_log.flush()
 
     def _finish(self) -> RunResult:
-        config, rows = self.config, self.rows
+        config, rows = self.config, self.history.rows
         plot_run(_columns(rows), self.dir / "plots",
                  f"{config.env} - {config.planner} (seed {config.seed})")
         last = rows[-1]
-        plan_ms = self.plan_ms or [float("nan")]
+        plan_ms = self.history.plan_ms or [float("nan")]
         summary = {
             "env": config.env,
             "planner": config.planner,
@@ -436,7 +360,7 @@ class _Run:
             "final_train_return": last["train/return"],
             "final_eval_return": last.get("eval/return"),
             "best_train_return": max(r["train/return"] for r in rows),
-            "dropped_episodes": int(self.counters["dropped_random_episodes"])
+            "dropped_episodes": int(self.history.counters["dropped_random_episodes"])
             + sum(int(r.get("train/dropped_episodes", 0)) for r in rows),
             "plan_ms_p50": float(np.median(plan_ms)),
             "plan_ms_p99": float(np.percentile(plan_ms, 99)),

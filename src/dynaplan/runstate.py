@@ -1,0 +1,153 @@
+"""What a checkpoint of a run holds, captured from the live objects and put back.
+
+    state.json (JSON)                           tensors.pt (tensors only)
+      config, device                              dynamics, reward: state_dicts (weights,
+      metrics: the metrics.csv rows so far          normalizers, BatchNorm statistics)
+      episodes: the episodes.csv rows so far      optimizers: the Adam state_dicts
+      rng.split, rng.env, rng.action_space:       rng.torch (global), rng.fit, rng.act,
+        numpy bit-generator states                  rng.eval: torch generator states
+      planner: null (slot for a warm start)       plan_ms: every plan-call time so far
+      counters: wall_s, dropped_random_episodes
+
+Everything an iteration draws from is here, so an iteration run after `restore` gives
+the same numbers as it did in the run that wrote the checkpoint. The environment needs
+only its generators: iterations run whole episodes and start each with a reset. The
+agents' warm start is reset at every episode start, so `planner` is null at an iteration
+boundary; it is the place for planner state that outlives an episode, if one ever does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from dynaplan.checkpoint import Checkpoint
+from dynaplan.config import TrainConfig
+from dynaplan.errors import CheckpointError, ConfigError
+
+
+@dataclass
+class Generators:
+    """Every random generator of a run: torch's global one (weight init), a numpy one
+    (train/valid split), one torch generator each for fitting, acting and evaluating,
+    and the environment's and its action space's."""
+
+    split: np.random.Generator
+    fit: torch.Generator
+    act: torch.Generator
+    eval: torch.Generator
+    env: gym.Env
+
+    @classmethod
+    def seeded(cls, seed: int, device: torch.device, env: gym.Env) -> Generators:
+        """All derived from `seed` (the environment's own is seeded by its first reset)."""
+        torch.manual_seed(seed)
+        env.action_space.seed(seed)
+        return cls(split=np.random.default_rng(seed),
+                   fit=torch.Generator().manual_seed(seed),
+                   act=torch.Generator(device=device).manual_seed(seed + 1),
+                   eval=torch.Generator(device=device).manual_seed(seed + 2),
+                   env=env)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        numpy_states = {
+            "split": self.split.bit_generator.state,
+            "env": self.env.unwrapped.np_random.bit_generator.state,
+            "action_space": self.env.action_space.np_random.bit_generator.state,
+        }
+        torch_states = {"torch": torch.get_rng_state(), "fit": self.fit.get_state(),
+                        "act": self.act.get_state(), "eval": self.eval.get_state()}
+        return numpy_states, torch_states
+
+    def restore(self, numpy_states: dict[str, Any], torch_states: dict[str, Any]) -> None:
+        self.split.bit_generator.state = numpy_states["split"]
+        self.env.unwrapped.np_random.bit_generator.state = numpy_states["env"]
+        self.env.action_space.np_random.bit_generator.state = numpy_states["action_space"]
+        self.fit.set_state(torch_states["fit"])
+        self.act.set_state(torch_states["act"])
+        self.eval.set_state(torch_states["eval"])
+        torch.set_rng_state(torch_states["torch"])
+
+
+@dataclass
+class History:
+    """What a run has logged so far (rewritten into metrics.csv and episodes.csv on
+    resume, so rows of an iteration after the last checkpoint disappear)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    episode_rows: list[list[Any]] = field(default_factory=list)
+    plan_ms: list[float] = field(default_factory=list)
+    counters: dict[str, float] = field(
+        default_factory=lambda: {"wall_s": 0.0, "dropped_random_episodes": 0})
+
+
+def capture(
+    config: TrainConfig,
+    device: torch.device,
+    models: Sequence[nn.Module],
+    optimizers: Sequence[torch.optim.Optimizer],
+    generators: Generators,
+    history: History,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state.json part, tensors.pt part) of the run as it is now."""
+    numpy_states, torch_states = generators.state()
+    dynamics, reward = models
+    json_part = {
+        "config": config.to_dict(),
+        "device": device.type,
+        "metrics": history.rows,
+        "episodes": history.episode_rows,
+        "rng": numpy_states,
+        "planner": None,
+        "counters": history.counters,
+    }
+    tensors = {
+        "dynamics": dynamics.state_dict(),
+        "reward": reward.state_dict(),
+        "optimizers": [opt.state_dict() for opt in optimizers],
+        "rng": torch_states,
+        "plan_ms": torch.tensor(history.plan_ms, dtype=torch.float64),
+    }
+    return json_part, tensors
+
+
+def restore(
+    checkpoint: Checkpoint,
+    config: TrainConfig,
+    device: torch.device,
+    models: Sequence[nn.Module],
+    optimizers: Sequence[torch.optim.Optimizer],
+    generators: Generators,
+) -> History:
+    """Put `checkpoint` into freshly built models, optimizers and generators; return the
+    history it holds. The generators come last: building the models drew from torch's."""
+    state, tensors = checkpoint.state, checkpoint.tensors
+    if state.get("device") != device.type:
+        raise ConfigError(f"checkpoint {checkpoint.path} was written on {state.get('device')}, "
+                          f"this run would use {device.type}; resume on the same device")
+    saved = dict(state.get("config") or {}, iterations=config.iterations)
+    if saved != config.to_dict():
+        raise ConfigError(f"checkpoint {checkpoint.path} was written with other options than "
+                          "the run's config.json")
+    dynamics, reward = models
+    try:
+        dynamics.load_state_dict(tensors["dynamics"])
+        reward.load_state_dict(tensors["reward"])
+        for opt, opt_state in zip(optimizers, tensors["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)
+        history = History(rows=list(state["metrics"]), episode_rows=list(state["episodes"]),
+                          plan_ms=tensors["plan_ms"].tolist(), counters=dict(state["counters"]))
+        generators.restore(state["rng"], tensors["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"checkpoint {checkpoint.path} does not fit this run: "
+                              f"{first}") from None
+    dynamics.eval()
+    reward.eval()
+    return history
