@@ -31,7 +31,7 @@ def run_bad(args, capsys):
         (["--num-elites", "20", "--num-sequences", "10"], "num_elites (20) must not exceed"),
         (["--lr", "0"], "lr must be positive"),
         (["--horizon", "2.5"], "invalid int value"),
-        (["--planner", "mppi"], "invalid choice"),
+        (["--planner", "dreamer"], "invalid choice"),
         (["--reward", "known", "--env", "HalfCheetah-v5"], "no known reward"),
         (["--device", "cuda"], "CUDA is not available"),
     ],
