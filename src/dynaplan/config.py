@@ -23,6 +23,10 @@ PLANNER_OPTIONS = ("alpha", "init_std", "sampling", "beta", "keep_fraction", "de
                    "temperature", "noise_std", "smoothing")
 DEVICES = ("auto", "cpu", "cuda")
 REWARDS = ("learned", "known")
+DYNAMICS = ("mlp", "ensemble")
+# ensemble propagation modes (models/propagation.py, Chua et al. 2018 sec. 5)
+PROPAGATIONS = ("ts1", "tsinf", "expectation")
+TERMINATIONS = ("none", "known")
 
 
 def _f(default: Any, help: str, **extra: Any) -> Any:
@@ -70,6 +74,21 @@ class TrainConfig:
     input_noise: float = _f(0.001, "std of Gaussian noise added to normalized model inputs")
     reward: str = _f("learned", "plan with the learned reward model or the env's known reward",
                      choices=REWARDS)
+    termination: str = _f("none", "stop predicted returns at the env's known termination "
+                          "(known) or never (none)", choices=TERMINATIONS)
+    dynamics: str = _f("mlp", "dynamics model: the seed's deterministic MLP or a PETS "
+                       "probabilistic ensemble", choices=DYNAMICS)
+    ensemble_size: int = _f(5, "ensemble: Gaussian MLP members E")
+    keep_members: int = _f(0, "ensemble: plan with the members of lowest validation loss "
+                           "(0: all)")
+    particles: int = _f(20, "ensemble: particles P per candidate sequence")
+    propagation: str = _f("ts1", "ensemble: ts1 redraws each particle's member every step, "
+                          "tsinf keeps it, expectation averages the members",
+                          choices=PROPAGATIONS)
+    ensemble_hidden: int = _f(200, "ensemble: width of each hidden layer")
+    ensemble_layers: int = _f(4, "ensemble: hidden layers")
+    ensemble_lr: float = _f(1e-3, "ensemble: Adam learning rate")
+    ensemble_batch_size: int = _f(256, "ensemble: minibatch size per member")
     eval_episodes: int = _f(
         0, "episodes on fixed reset seeds after each iteration, not added to the data"
     )
@@ -79,25 +98,29 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",
-                    "num_sequences", "cem_iterations", "num_elites", "epochs", "batch_size")
+                    "num_sequences", "cem_iterations", "num_elites", "epochs", "batch_size",
+                    "ensemble_size", "particles", "ensemble_hidden", "ensemble_layers",
+                    "ensemble_batch_size")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
-        for name in ("eval_episodes", "video_every", "seed"):
+        for name in ("eval_episodes", "video_every", "seed", "keep_members"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
             if value < 0:
                 raise ConfigError(f"{name} must be >= 0, got {value}")
-        for name in ("lr", "valid_fraction", "input_noise"):
+        for name in ("lr", "valid_fraction", "input_noise", "ensemble_lr"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.ensemble_lr <= 0:
+            raise ConfigError(f"ensemble_lr must be positive, got {self.ensemble_lr}")
         if not 0 < self.valid_fraction < 1:
             raise ConfigError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.input_noise < 0:
@@ -122,6 +145,29 @@ class TrainConfig:
                 f"num_elites ({self.num_elites}) must not exceed num_sequences "
                 f"({self.num_sequences})"
             )
+
+        if self.dynamics == "ensemble":
+            self._check_ensemble()
+        if self.termination == "known":
+            from dynaplan.envs.terminations import KNOWN_TERMINATIONS
+
+            if self.env not in KNOWN_TERMINATIONS:
+                raise ConfigError(f"termination known: {self.env} has no known termination "
+                                  f"(known for {', '.join(sorted(KNOWN_TERMINATIONS))})")
+
+    def _check_ensemble(self) -> None:
+        if self.keep_members > self.ensemble_size:
+            raise ConfigError(f"keep_members ({self.keep_members}) must not exceed "
+                              f"ensemble_size ({self.ensemble_size})")
+        kept = self.kept_members
+        if self.propagation != "expectation" and self.particles % kept:
+            raise ConfigError(f"particles ({self.particles}) must be a multiple of the kept "
+                              f"ensemble members ({kept}) for propagation {self.propagation}")
+
+    @property
+    def kept_members(self) -> int:
+        """Ensemble members used for planning (keep_members, or all of them)."""
+        return self.keep_members or self.ensemble_size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
