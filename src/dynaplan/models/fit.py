@@ -6,6 +6,9 @@ epoch: the last minibatch is smaller, and a one-row remainder joins the batch be
 so BatchNorm never sees a batch of one. (The seed skipped any batch that did not leave a
 full batch after it, so with its defaults it did not train at all below 2,500
 transitions.)
+
+A probabilistic ensemble (PETS) is fitted by its own `EnsembleFitter` (Gaussian NLL, one
+bootstrap per member) on the same split; the MSE loop then fits the reward model alone.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from tqdm.auto import tqdm
 
 from dynaplan.data.buffer import ReplayBuffer, Split
 from dynaplan.errors import ConfigError
+from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.ensemble_fit import EnsembleFitter
 from dynaplan.models.world import DynamicsModel, RewardModel
 
 
 @dataclass(frozen=True)
 class FitResult:
-    """Losses are MSE in normalized units; train = mean over the last epoch's batches."""
+    """Losses are MSE in normalized units; train = mean over the last epoch's batches.
+    For an ensemble, dynamics_train is its mean Gaussian NLL per member and
+    dynamics_valid the mean validation MSE of its kept members."""
 
     dynamics_train: float
     dynamics_valid: float
@@ -45,19 +52,32 @@ def minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 
 class ModelFitter:
-    """Owns one Adam optimizer per model, kept across iterations (and checkpoints)."""
+    """Owns one Adam optimizer per model, kept across iterations (and checkpoints).
+
+    `dynamics_fitter`: an EnsembleFitter of the GaussianEnsemble `dynamics`; its optimizer
+    comes first in `optimizers`, and the MSE loop fits the reward model alone.
+    """
 
     def __init__(
         self,
-        dynamics: DynamicsModel,
+        dynamics: DynamicsModel | GaussianEnsemble,
         reward: RewardModel,
         lr: float,
         epochs: int,
         batch_size: int,
         input_noise: float,
+        *,
+        dynamics_fitter: EnsembleFitter | None = None,
     ) -> None:
-        self.models: tuple[nn.Module, nn.Module] = (dynamics, reward)
-        self.optimizers = [torch.optim.Adam(m.parameters(), lr=lr) for m in self.models]
+        if dynamics_fitter is not None and dynamics_fitter.ensemble is not dynamics:
+            raise ValueError("dynamics_fitter must fit the dynamics model it is given with")
+        self.dynamics, self.dynamics_fitter = dynamics, dynamics_fitter
+        # the models fitted here with MSE (the dynamics MLP unless an ensemble fitter has it)
+        self.models: tuple[nn.Module, ...] = (
+            (reward,) if dynamics_fitter is not None else (dynamics, reward))
+        own = [torch.optim.Adam(m.parameters(), lr=lr) for m in self.models]
+        self.optimizers = own if dynamics_fitter is None else [dynamics_fitter.optimizer, *own]
+        self._own_optimizers = own
         self.epochs, self.batch_size, self.input_noise = epochs, batch_size, input_noise
 
     def fit(
@@ -67,21 +87,47 @@ class ModelFitter:
         generator: torch.Generator,
         progress: bool = False,
     ) -> FitResult:
-        """Fit both models on `split.train`, report losses on `split.valid`."""
+        """Fit the models on `split.train`, report losses on `split.valid`."""
         if len(split.train) < 2:
             raise ConfigError("need at least 2 training transitions to fit the models")
         start = time.perf_counter()
-        dynamics, reward = self.models
-        device = next(dynamics.parameters()).device
+        device = next(self.models[0].parameters()).device
         as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         obs, action, next_obs = as_t(buffer.obs), as_t(buffer.action), as_t(buffer.next_obs)
         x = torch.cat([obs, action], dim=-1)
-        targets = (DynamicsModel.targets(obs, next_obs), as_t(buffer.reward)[:, None])
+        delta = DynamicsModel.targets(obs, next_obs)
+        reward_target = as_t(buffer.reward)[:, None]
+        targets = (reward_target,) if self.dynamics_fitter else (delta, reward_target)
+        train_losses, valid_losses = self._fit_mse(x, targets, split, generator, progress)
+        if self.dynamics_fitter is not None:
+            result = self.dynamics_fitter.fit(x, delta, split.train, split.valid, generator)
+            kept = [result.valid_mse[k] for k in result.kept]
+            train_losses.insert(0, result.train_nll)
+            valid_losses.insert(0, float(np.mean(kept)) if len(split.valid) else float("nan"))
+        return FitResult(
+            dynamics_train=train_losses[0],
+            dynamics_valid=valid_losses[0],
+            reward_train=train_losses[1],
+            reward_valid=valid_losses[1],
+            seconds=time.perf_counter() - start,
+        )
+
+    def _fit_mse(
+        self,
+        x: torch.Tensor,
+        targets: tuple[torch.Tensor, ...],
+        split: Split,
+        generator: torch.Generator,
+        progress: bool,
+    ) -> tuple[list[float], list[float]]:
+        """Epochs of Adam on MSE for `self.models` (one raw target each, inputs `x`);
+        returns (last-epoch train losses, validation losses), normalized units."""
+        device = x.device
         train = torch.as_tensor(split.train, device=device)
         valid = torch.as_tensor(split.valid, device=device)
 
         xs, ys = [], []
-        for model, y in zip(self.models, targets):
+        for model, y in zip(self.models, targets, strict=True):
             model.input_norm.fit(x[train])
             model.output_norm.fit(y[train])
             xs.append(model.input_norm.normalize(x))
@@ -90,14 +136,14 @@ class ModelFitter:
         for model in self.models:
             model.train()
         n_train = len(split.train)
-        last_losses = [0.0, 0.0]
+        last_losses = [0.0] * len(self.models)
         for epoch in tqdm(range(self.epochs), desc="fit models", leave=False, disable=not progress):
             perm = torch.randperm(n_train, generator=generator).to(device)
             for idx in minibatches(train[perm], self.batch_size):
                 noise = torch.randn(
                     (idx.numel(), x.shape[1]), generator=generator
                 ).to(device) * self.input_noise
-                for k, (model, opt) in enumerate(zip(self.models, self.optimizers)):
+                for k, (model, opt) in enumerate(zip(self.models, self._own_optimizers)):
                     loss = torch.mean((model.net(xs[k][idx] + noise) - ys[k][idx]) ** 2)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -105,17 +151,11 @@ class ModelFitter:
                     if epoch == self.epochs - 1:
                         last_losses[k] += loss.item() * idx.numel() / n_train
 
-        valid_losses = [float("nan"), float("nan")]
+        valid_losses = [float("nan")] * len(self.models)
         for k, model in enumerate(self.models):
             model.eval()
             if valid.numel():
                 with torch.no_grad():
                     pred = model.net(xs[k][valid])
                     valid_losses[k] = torch.mean((pred - ys[k][valid]) ** 2).item()
-        return FitResult(
-            dynamics_train=last_losses[0],
-            dynamics_valid=valid_losses[0],
-            reward_train=last_losses[1],
-            reward_valid=valid_losses[1],
-            seconds=time.perf_counter() - start,
-        )
+        return last_losses, valid_losses
