@@ -5,9 +5,13 @@ from __future__ import annotations
 import torch
 
 from dynaplan.config import PLANNER_OPTIONS, TrainConfig
-from dynaplan.envs import EnvSpec, known_reward
+from dynaplan.envs import EnvSpec, known_reward, known_termination
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, RewardModel
+from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.ensemble_fit import EnsembleFitter
+from dynaplan.models.fit import ModelFitter
+from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective, Planner, make_planner
 
 
@@ -20,20 +24,63 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_models(spec: EnvSpec, device: torch.device) -> tuple[DynamicsModel, RewardModel]:
-    """Fresh models; their initial weights come from torch's global generator, which
-    the loop seeds once per run."""
-    dynamics = DynamicsModel(spec.obs_dim, spec.action_dim).to(device)
+def build_models(
+    spec: EnvSpec, device: torch.device, config: TrainConfig | None = None
+) -> tuple[DynamicsModel | GaussianEnsemble, RewardModel]:
+    """Fresh (dynamics, reward) models; their initial weights come from torch's global
+    generator, which the loop seeds once per run. The dynamics model is the seed's MLP or,
+    with `dynamics: ensemble`, a GaussianEnsemble of [obs, action] -> obs delta whose
+    first `kept_members` members plan until a fit picks the best."""
+    dynamics: DynamicsModel | GaussianEnsemble
+    if config is not None and config.dynamics == "ensemble":
+        dynamics = GaussianEnsemble(spec.obs_dim + spec.action_dim, spec.obs_dim,
+                                    members=config.ensemble_size,
+                                    hidden=(config.ensemble_hidden,) * config.ensemble_layers,
+                                    activation="silu")
+        dynamics.elites = torch.arange(config.kept_members)
+        dynamics = dynamics.to(device)
+    else:
+        dynamics = DynamicsModel(spec.obs_dim, spec.action_dim).to(device)
     reward = RewardModel(spec.obs_dim, spec.action_dim).to(device)
     return dynamics, reward
 
 
+def build_fitter(
+    config: TrainConfig, dynamics: DynamicsModel | GaussianEnsemble, reward: RewardModel
+) -> ModelFitter:
+    """MSE fitting of the MLPs; an ensemble gets its own NLL fitter (models/ensemble_fit)."""
+    ensemble_fitter = None
+    if isinstance(dynamics, GaussianEnsemble):
+        ensemble_fitter = EnsembleFitter(dynamics, lr=config.ensemble_lr, epochs=config.epochs,
+                                         batch_size=config.ensemble_batch_size,
+                                         keep=config.kept_members)
+    return ModelFitter(dynamics, reward, config.lr, config.epochs, config.batch_size,
+                       config.input_noise, dynamics_fitter=ensemble_fitter)
+
+
 def build_objective(
-    config: TrainConfig, dynamics: DynamicsModel, reward: RewardModel
+    config: TrainConfig,
+    dynamics: DynamicsModel | GaussianEnsemble,
+    reward: RewardModel,
+    generator: torch.Generator | None = None,
 ) -> ModelObjective:
-    """Plan with the learned reward model or, with `reward: known`, the env's own."""
+    """Plan with the learned reward model or, with `reward: known`, the env's own; stop
+    returns at the env's known termination with `termination: known`. An ensemble plans
+    through EnsembleDynamics, whose member draws and state noise come from `generator`
+    (a CPU generator, required then)."""
     reward_fn = known_reward(config.env) if config.reward == "known" else reward
-    return ModelObjective(dynamics, reward_fn)
+    termination = known_termination(config.env) if config.termination == "known" else None
+    if config.termination == "known" and termination is None:
+        raise ConfigError(f"{config.env} has no known termination")
+    model: DynamicsModel | EnsembleDynamics
+    if isinstance(dynamics, GaussianEnsemble):
+        if generator is None or generator.device.type != "cpu":
+            raise ValueError("an ensemble objective needs a CPU torch.Generator")
+        model = EnsembleDynamics(dynamics, config.propagation, config.particles,
+                                 generator=generator)
+    else:
+        model = dynamics
+    return ModelObjective(model, reward_fn, termination)
 
 
 def warm_start(config: TrainConfig) -> bool | None:

@@ -36,11 +36,12 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
     dev = resolve_device(device)
     envs = [make_env(config.env, render=video and i == 0)[0] for i in range(episodes)]
     _, spec = make_env(config.env)
-    dynamics, reward = build_models(spec, dev)
+    dynamics, reward = build_models(spec, dev, config)
     iteration = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr)
     dynamics.eval()
     reward.eval()
-    objective = build_objective(config, dynamics, reward)
+    # an ensemble's particles draw from a CPU generator of their own
+    objective = build_objective(config, dynamics, reward, torch.Generator().manual_seed(seed + 1))
     objective.refresh()
     gen = torch.Generator(device=dev).manual_seed(seed)
     agent = MPCAgent(build_planner(config, objective, spec, gen), dev)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from dynaplan.agent import MPCAgent
 from dynaplan.build import (
+    build_fitter,
     build_models,
     build_objective,
     build_planner,
@@ -51,7 +52,7 @@ from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.evaluate import load_run_config
 from dynaplan.interrupt import RunInterrupted, StopSignals
 from dynaplan.metrics import MetricsLog
-from dynaplan.models import FitResult, ModelFitter, RewardModel
+from dynaplan.models import FitResult, RewardModel
 from dynaplan.plots import plot_run
 from dynaplan.rollout import Warn, collect_random, evaluate, run_episodes, warn_stderr
 from dynaplan.runstate import Generators, History, capture, restore
@@ -166,6 +167,7 @@ class _Run:
         self.device = resolve_device(config.device)
         if config.reward == "known":
             known_reward(config.env)  # refuse before anything is written
+        # (a known termination is checked by TrainConfig itself)
         self.env, self.spec = make_env(config.env, render=config.video_every > 0)
         self.eval_envs = [make_env(config.env)[0] for _ in range(config.eval_episodes)]
         self.dir = Path()
@@ -181,14 +183,20 @@ class _Run:
             env.close()
 
     def _build(self) -> None:
-        config, spec = self.config, self.spec
-        self.dynamics, self.reward_model = build_models(spec, self.device)
-        self.fitter = ModelFitter(self.dynamics, self.reward_model, config.lr, config.epochs,
-                                  config.batch_size, config.input_noise)
-        self.objective = build_objective(config, self.dynamics, self.reward_model)
-        self.agent = MPCAgent(build_planner(config, self.objective, spec, self.gens.act),
+        """Models, fitter, and one agent each for acting and evaluating. An ensemble's
+        particles draw from their own generator per agent, so each agent gets its own
+        objective; the deterministic MLP's objective draws nothing and is shared."""
+        config, spec, gens = self.config, self.spec, self.gens
+        self.dynamics, self.reward_model = build_models(spec, self.device, config)
+        self.fitter = build_fitter(config, self.dynamics, self.reward_model)
+        self.objective = build_objective(config, self.dynamics, self.reward_model,
+                                         gens.particles_act)
+        self.eval_objective = (
+            build_objective(config, self.dynamics, self.reward_model, gens.particles_eval)
+            if config.dynamics == "ensemble" else self.objective)
+        self.agent = MPCAgent(build_planner(config, self.objective, spec, gens.act),
                               self.device, warm_start(config))
-        self.eval_agent = MPCAgent(build_planner(config, self.objective, spec, self.gens.eval),
+        self.eval_agent = MPCAgent(build_planner(config, self.eval_objective, spec, gens.eval),
                                    self.device, warm_start(config))
 
     # -- running -------------------------------------------------------------------------
@@ -255,6 +263,8 @@ class _Run:
                               self.gens.fit, self.progress)
         self._check_finite(it, fit)
         self.objective.refresh()
+        if self.eval_objective is not self.objective:
+            self.eval_objective.refresh()
         record = config.video_every > 0 and (
             (it + 1) % config.video_every == 0 or it == config.iterations - 1
         )

@@ -2,10 +2,12 @@
 
     state.json (JSON)                           tensors.pt (tensors only)
       config, device                              dynamics, reward: state_dicts (weights,
-      metrics: the metrics.csv rows so far          normalizers, BatchNorm statistics)
+      metrics: the metrics.csv rows so far          normalizers, BatchNorm statistics,
+                                                    an ensemble's kept members)
       episodes: the episodes.csv rows so far      optimizers: the Adam state_dicts
       rng.split, rng.env, rng.action_space:       rng.torch (global), rng.fit, rng.act,
-        numpy bit-generator states                  rng.eval: torch generator states
+        numpy bit-generator states                  rng.eval, rng.particles_act,
+                                                    rng.particles_eval: torch generator states
       planner: null (slot for a warm start)       plan_ms: every plan-call time so far
       counters: wall_s, dropped_random_episodes
 
@@ -36,12 +38,15 @@ from dynaplan.errors import CheckpointError, ConfigError
 class Generators:
     """Every random generator of a run: torch's global one (weight init), a numpy one
     (train/valid split), one torch generator each for fitting, acting and evaluating,
-    and the environment's and its action space's."""
+    two CPU ones for an ensemble's particles (member draws, state noise) when acting and
+    evaluating, and the environment's and its action space's."""
 
     split: np.random.Generator
     fit: torch.Generator
     act: torch.Generator
     eval: torch.Generator
+    particles_act: torch.Generator
+    particles_eval: torch.Generator
     env: gym.Env
 
     @classmethod
@@ -53,6 +58,8 @@ class Generators:
                    fit=torch.Generator().manual_seed(seed),
                    act=torch.Generator(device=device).manual_seed(seed + 1),
                    eval=torch.Generator(device=device).manual_seed(seed + 2),
+                   particles_act=torch.Generator().manual_seed(seed + 3),
+                   particles_eval=torch.Generator().manual_seed(seed + 4),
                    env=env)
 
     def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -62,7 +69,9 @@ class Generators:
             "action_space": self.env.action_space.np_random.bit_generator.state,
         }
         torch_states = {"torch": torch.get_rng_state(), "fit": self.fit.get_state(),
-                        "act": self.act.get_state(), "eval": self.eval.get_state()}
+                        "act": self.act.get_state(), "eval": self.eval.get_state(),
+                        "particles_act": self.particles_act.get_state(),
+                        "particles_eval": self.particles_eval.get_state()}
         return numpy_states, torch_states
 
     def restore(self, numpy_states: dict[str, Any], torch_states: dict[str, Any]) -> None:
@@ -72,6 +81,9 @@ class Generators:
         self.fit.set_state(torch_states["fit"])
         self.act.set_state(torch_states["act"])
         self.eval.set_state(torch_states["eval"])
+        for name in ("particles_act", "particles_eval"):  # absent from checkpoints written
+            if name in torch_states:  # before ensembles existed (which never used them)
+                getattr(self, name).set_state(torch_states[name])
         torch.set_rng_state(torch_states["torch"])
 
 
@@ -131,7 +143,9 @@ def restore(
     if state.get("device") != device.type:
         raise ConfigError(f"checkpoint {checkpoint.path} was written on {state.get('device')}, "
                           f"this run would use {device.type}; resume on the same device")
-    saved = dict(state.get("config") or {}, iterations=config.iterations)
+    # options added since the checkpoint was written take their defaults
+    saved = {**TrainConfig().to_dict(), **(state.get("config") or {}),
+             "iterations": config.iterations}
     if saved != config.to_dict():
         raise ConfigError(f"checkpoint {checkpoint.path} was written with other options than "
                           "the run's config.json")
