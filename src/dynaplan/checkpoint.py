@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from dynaplan.data import ReplayBuffer
 from dynaplan.errors import CheckpointError, CheckpointFormatError, ConfigError
-from dynaplan.models import DynamicsModel, RewardModel
 
 FORMAT = 1  # raise when the meaning of a file changes; readers refuse a larger number
 STATE_FILE, TENSORS_FILE, BUFFER_FILE = "state.json", "tensors.pt", "buffer.npz"
@@ -232,8 +232,8 @@ def load_latest(
 
 def load_models(
     folder: Path,
-    dynamics: DynamicsModel,
-    reward: RewardModel,
+    dynamics: nn.Module,
+    reward: nn.Module,
     warn: Callable[[str], object] | None = None,
 ) -> int:
     """Load the newest readable checkpoint's weights and normalizers into the models, in
