@@ -77,11 +77,17 @@ def test_fused_network_equals_the_modules():
 
 
 def test_minibatches_cover_every_row_and_never_hold_one():
-    for n, size in [(1600, 2000), (2001, 2000), (4001, 2000), (10, 3), (2, 1)]:
+    for n, size in [(1600, 2000), (2001, 2000), (2080, 2000), (4001, 2000), (10, 3), (2, 1),
+                    (3, 2)]:
         batches = minibatches(torch.randperm(n), size)
         rows = torch.cat(batches)
         assert sorted(rows.tolist()) == list(range(n))
         assert all(b.numel() >= 2 for b in batches)
+        if size >= 2 and n >= 2 * size:  # near-equal sizes, none above the batch size
+            sizes = [b.numel() for b in batches]
+            assert max(sizes) - min(sizes) <= 1 and max(sizes) <= size
+    # the seed's defaults at iteration 3: 2,080 training rows -> 2 x 1,040, not 2,000 + 80
+    assert [b.numel() for b in minibatches(torch.randperm(2080), 2000)] == [1040, 1040]
 
 
 def test_seed_defaults_train_below_2500_transitions():

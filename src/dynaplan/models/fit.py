@@ -2,8 +2,12 @@
 
 Each fit refits the normalizers on the training split, then runs `epochs` passes of Adam
 on MSE in normalized space with Gaussian input noise. Every training row is used in every
-epoch: the last minibatch is smaller, and a one-row remainder joins the batch before it
-so BatchNorm never sees a batch of one. (The seed skipped any batch that did not leave a
+epoch, in ceil(n / batch_size) batches of near-equal size (never more than batch_size
+rows, except that a lone row joins its neighbour so BatchNorm never sees a batch of one).
+Near-equal, not "full batches and a small rest": with 2,080 rows and batch 2,000 a rest of
+80 rows would be the last batch of every epoch, its noisy statistics would dominate
+BatchNorm's running averages, and the eval-mode models would be several times worse
+(measured: benchmarks/batch_split.py). (The seed skipped any batch that did not leave a
 full batch after it, so with its defaults it did not train at all below 2,500
 transitions.)
 
@@ -42,9 +46,11 @@ class FitResult:
 
 
 def minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """Cut a permutation into batches covering every row; a one-row tail joins the batch
-    before it (BatchNorm cannot normalize one row), and batches hold at least two rows."""
-    batches = list(torch.split(perm, max(batch_size, 2)))
+    """Cut a permutation into ceil(n / batch_size) batches of near-equal size covering
+    every row; a one-row batch (possible only for tiny n) joins the batch before it, as
+    BatchNorm cannot normalize one row."""
+    count = -(-perm.numel() // max(batch_size, 2))
+    batches = list(torch.tensor_split(perm, count))
     if len(batches) > 1 and batches[-1].numel() == 1:
         tail = batches.pop()
         batches[-1] = torch.cat([batches[-1], tail])
