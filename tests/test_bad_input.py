@@ -91,3 +91,16 @@ def test_eval_and_plot_on_a_folder_that_is_not_a_run(capsys, tmp_path):
 def test_missing_command_and_unknown_flag(capsys):
     run_bad([], capsys)
     assert "unrecognized arguments" in run_bad(["train", "--warp", "9"], capsys)
+
+
+def test_device_auto_without_cuda_falls_back_with_a_warning(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    tiny = [a for a in TINY if a not in ("--device", "cpu")]
+    args = ["train", *tiny, "--iterations", "1", "--device", "auto", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "CUDA is not available, running on the CPU" in err
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["device"] == "cpu"

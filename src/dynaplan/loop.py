@@ -165,6 +165,8 @@ class _Run:
         self.config, self.progress, self.echo, self.warn, self.keep = (
             config, progress, echo, warn, keep)
         self.device = resolve_device(config.device)
+        if config.device == "auto" and self.device.type == "cpu":
+            warn("--device auto: CUDA is not available, running on the CPU")
         if config.reward == "known":
             known_reward(config.env)  # refuse before anything is written
         # (a known termination is checked by TrainConfig itself)
