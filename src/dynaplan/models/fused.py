@@ -60,10 +60,10 @@ class FusedMLPs(nn.Module):
                               torch.cat([b, b.new_zeros(pad)]))
                 per_model.append(layers)
         self.k = len(regressors)
-        self.hidden1 = per_model[0][0][0].shape[0]
-        # first layer: [in, K*h1] so that one addmm serves all K models
-        self.w_in = torch.cat([m[0][0] for m in per_model]).t().contiguous()
-        self.b_in = torch.cat([m[0][1] for m in per_model])
+        # first layer: [K, in, h1] applied to the shared input broadcast over K (no copy),
+        # so its output is already [K, M, h1], contiguous for the next batched matmul
+        self.w_in = torch.stack([m[0][0] for m in per_model]).transpose(1, 2).contiguous()
+        self.b_in = torch.stack([m[0][1] for m in per_model])[:, None, :]
         # later layers: [K, in, out] weights and [K, 1, out] biases for baddbmm (plain
         # tensors on the models' device: a snapshot, never trained or saved)
         self.ws = [torch.stack([m[i][0] for m in per_model]).transpose(1, 2).contiguous()
@@ -79,8 +79,7 @@ class FusedMLPs(nn.Module):
         key = (x.shape[0], x.dtype, x.device)
         if getattr(self, "_ws_key", None) != key:
             m = x.shape[0]
-            self._ws = [x.new_empty(m, self.w_in.shape[1])] + [
-                x.new_empty(self.k, m, w.shape[2]) for w in self.ws]
+            self._ws = [x.new_empty(self.k, m, w.shape[2]) for w in [self.w_in, *self.ws]]
             self._ws_key = key
         return self._ws
 
@@ -88,10 +87,9 @@ class FusedMLPs(nn.Module):
         """x [M, I] -> [K, M, D]. With `reuse`, every intermediate and the result live in
         buffers kept between calls (no allocation per planning step): the result is then
         overwritten by the next call of the same M."""
-        m = x.shape[0]
         ws = self._workspace(x) if reuse else [None] * (len(self.ws) + 1)
-        h = self._act(torch.addmm(self.b_in, x, self.w_in, out=ws[0]))  # [M, K*h1]
-        h = h.view(m, self.k, self.hidden1).transpose(0, 1)  # [K, M, h1]
+        h = torch.baddbmm(self.b_in, x.expand(self.k, *x.shape), self.w_in, out=ws[0])
+        h = self._act(h)  # [K, M, h1]
         last = len(self.ws) - 1
         for i, (w, b) in enumerate(zip(self.ws, self.bs)):
             h = torch.baddbmm(b, h, w, out=ws[i + 1])
