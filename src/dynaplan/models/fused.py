@@ -4,9 +4,9 @@ In eval mode a `Regressor` computes denorm(W_L act(BN(... act(BN(W_1 norm(x)))))
 the normalizers and the BatchNorms (running statistics) are fixed affine maps. They fold
 into the neighbouring Linear layers, leaving one matmul and one activation per layer.
 K regressors that share their input (dynamics and reward both read [obs, action]) run as
-one matmul for the first layer (weights stacked along the output) and one batched matmul
-for each later layer: for the seed's two networks, 5 kernel calls per planning step
-instead of about 20 per network.
+one batched matmul per layer (the input broadcast over the K networks without a copy):
+for the seed's two networks, 5 kernel calls per planning step instead of about 20 per
+network.
 
 The folded weights are a snapshot: build a new `FusedMLPs` after every fit.
 """
