@@ -28,7 +28,7 @@ from dynaplan.envs import known_reward, make_env
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, ModelFitter, RewardModel
 from dynaplan.models.fused import FusedMLPs
-from dynaplan.planners import CEMPlanner, ModelObjective, RandomShootingPlanner
+from dynaplan.planners import ModelObjective, make_planner
 from dynaplan.rollout import collect_random
 
 ENV = "Pendulum-v1"
@@ -98,14 +98,12 @@ def build(setting: Setting, dyn, rew, device: torch.device, compile: bool):
     objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV),
                                compile=compile)
     spec = make_env(ENV)[1]
-    common = dict(objective=objective, action_low=spec.action_low,
-                  action_high=spec.action_high, horizon=setting.horizon,
-                  generator=torch.Generator(device=device).manual_seed(0))
-    if setting.planner == "random":
-        planner = RandomShootingPlanner(**common, num_sequences=setting.num_sequences)
-    else:
-        planner = CEMPlanner(**common, num_sequences=setting.num_sequences,
-                             num_iterations=setting.iterations, num_elites=setting.elites)
+    options: dict = {"num_sequences": setting.num_sequences}
+    if setting.planner == "cem":
+        options.update(num_iterations=setting.iterations, num_elites=setting.elites)
+    planner = make_planner(setting.planner, objective, spec.action_low, spec.action_high,
+                           setting.horizon, torch.Generator(device=device).manual_seed(0),
+                           **options)
     return planner
 
 
