@@ -31,8 +31,11 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """With `members` (indices [E']), only those members' weights apply: x [E', M, I]."""
+        if members is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class GaussianEnsemble(nn.Module):
@@ -61,12 +64,15 @@ class GaussianEnsemble(nn.Module):
         # members kept for planning (indices), e.g. the best by validation loss
         self.register_buffer("elites", torch.arange(members))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: [E, M, I] normalized -> (mean, logvar) [E, M, D], normalized units."""
+    def forward(
+        self, x: torch.Tensor, members: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [E, M, I] normalized -> (mean, logvar) [E, M, D], normalized units. With
+        `members` (indices [E']), only those members run and x is [E', M, I]."""
         h = x
         for layer in self.hidden_layers:
-            h = self.act(layer(h))
-        out = self.head(h)
+            h = self.act(layer(h, members))
+        out = self.head(h, members)
         mean, raw = out[..., : self.out_dim], out[..., self.out_dim :]
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)

@@ -44,19 +44,6 @@ class EnsembleDynamics:
         self.sample = sample and propagation != "expectation"
         self.generator = generator
 
-    def _members(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [E', M, I] normalized through the kept members -> mean, logvar [E', M, D]."""
-        ens = self.ensemble
-        keep = ens.elites
-        h = x
-        for layer in ens.hidden_layers:
-            h = ens.act(torch.baddbmm(layer.bias[keep], h, layer.weight[keep]))
-        out = torch.baddbmm(ens.head.bias[keep], h, ens.head.weight[keep])
-        d = ens.out_dim
-        logvar = ens.max_logvar - torch.nn.functional.softplus(ens.max_logvar - out[..., d:])
-        logvar = ens.min_logvar + torch.nn.functional.softplus(logvar - ens.min_logvar)
-        return out[..., :d], logvar
-
     def member_of_rows(self, rows: int) -> torch.Tensor:
         """The member index (into the kept members) each row uses this step [R]; for
         ts1 this draws a new assignment."""
@@ -75,13 +62,13 @@ class EnsembleDynamics:
         x = ens.input_norm.normalize(torch.cat([state, action], dim=-1))  # [R, I]
         rows, e = x.shape[0], int(ens.elites.numel())
         if self.propagation == "expectation":
-            mean, _ = self._members(x.expand(e, *x.shape))
+            mean, _ = self.ensemble(x.expand(e, *x.shape), ens.elites)
             delta = mean.mean(dim=0)
         else:
             member = self.member_of_rows(rows)
             order = torch.argsort(member, stable=True)  # rows grouped by member
             grouped = x[order].view(e, rows // e, -1)
-            mean, logvar = self._members(grouped)
+            mean, logvar = self.ensemble(grouped, ens.elites)
             if self.sample:
                 noise = torch.randn(mean.shape, generator=self.generator, device="cpu")
                 mean = mean + torch.exp(0.5 * logvar) * noise.to(mean.device)
