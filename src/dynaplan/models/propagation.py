@@ -47,31 +47,45 @@ class EnsembleDynamics:
     def member_of_rows(self, rows: int) -> torch.Tensor:
         """The member index (into the kept members) each row uses this step [R]; for
         ts1 this draws a new assignment."""
-        e = int(self.ensemble.elites.numel())
-        if self.propagation == "tsinf":
-            return torch.arange(rows, device=self.ensemble.elites.device) % self.particles % e
-        perm = torch.randperm(rows, generator=self.generator, device="cpu").to(
-            self.ensemble.elites.device)
-        member = torch.empty(rows, dtype=torch.long, device=perm.device)
-        member[perm] = torch.arange(rows, device=perm.device) % e
+        member = torch.empty(rows, dtype=torch.long, device=self.ensemble.elites.device)
+        member[self._grouping(rows)] = torch.arange(
+            int(self.ensemble.elites.numel()), device=member.device)[:, None]
         return member
+
+    def _grouping(self, rows: int) -> torch.Tensor:
+        """Row indices per kept member [E', R / E']: row r serves member e when it appears
+        in line e. tsinf: member = particle mod E' = r mod E' (P is a multiple of E');
+        ts1: a fresh random balanced assignment."""
+        e = int(self.ensemble.elites.numel())
+        device = self.ensemble.elites.device
+        if self.propagation == "tsinf":
+            return torch.arange(rows, device=device).view(rows // e, e).t()
+        perm = torch.randperm(rows, generator=self.generator, device="cpu").to(device)
+        return perm.view(rows // e, e).t()
 
     @torch.no_grad()
     def __call__(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         ens = self.ensemble
         x = ens.input_norm.normalize(torch.cat([state, action], dim=-1))  # [R, I]
         rows, e = x.shape[0], int(ens.elites.numel())
+        # all members in order: no per-step copy of the kept members' weights
+        members = None if e == ens.members else ens.elites
         if self.propagation == "expectation":
-            mean, _ = self.ensemble(x.expand(e, *x.shape), ens.elites)
+            mean, _ = self.ensemble(x.expand(e, *x.shape), members)
             delta = mean.mean(dim=0)
         else:
-            member = self.member_of_rows(rows)
-            order = torch.argsort(member, stable=True)  # rows grouped by member
-            grouped = x[order].view(e, rows // e, -1)
-            mean, logvar = self.ensemble(grouped, ens.elites)
+            if self.propagation == "tsinf":  # rows already interleave the members
+                grouped = x.view(rows // e, e, -1).transpose(0, 1)
+            else:
+                group = self._grouping(rows)
+                grouped = x[group]  # [E', R / E', I]
+            mean, logvar = self.ensemble(grouped, members)
             if self.sample:
                 noise = torch.randn(mean.shape, generator=self.generator, device="cpu")
                 mean = mean + torch.exp(0.5 * logvar) * noise.to(mean.device)
-            delta = torch.empty_like(x[:, : ens.out_dim])
-            delta[order] = mean.reshape(rows, -1)
+            if self.propagation == "tsinf":
+                delta = mean.transpose(0, 1).reshape(rows, -1)
+            else:
+                delta = torch.empty_like(x[:, : ens.out_dim])
+                delta[group] = mean
         return state + ens.output_norm.denormalize(delta)
