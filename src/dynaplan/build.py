@@ -36,7 +36,7 @@ def build_models(
         dynamics = GaussianEnsemble(spec.obs_dim + spec.action_dim, spec.obs_dim,
                                     members=config.ensemble_size,
                                     hidden=(config.ensemble_hidden,) * config.ensemble_layers,
-                                    activation="silu")
+                                    activation=config.ensemble_activation)
         dynamics.elites = torch.arange(config.kept_members)
         dynamics = dynamics.to(device)
     else:

@@ -20,6 +20,7 @@ import numpy as np
 from dynaplan.config import PLANNERS, TrainConfig, field_type, load_config_file
 from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.interrupt import RunInterrupted
+from dynaplan.presets import config_from_values
 
 _TYPES = {int: int, float: float, str: str}
 
@@ -48,14 +49,16 @@ def _add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
 def _config_from_args(args: argparse.Namespace, **override: Any) -> TrainConfig:
     values: dict[str, Any] = {}
     if args.config:
-        values.update(TrainConfig.from_dict(load_config_file(args.config),
-                                            source=f"config file {args.config}").to_dict())
+        source = f"config file {args.config}"
+        data = load_config_file(args.config)
+        config_from_values(data, source=source)  # its own errors name the file
+        values.update({str(k).replace("-", "_"): v for k, v in data.items()})
     for f in dataclasses.fields(TrainConfig):
         given = getattr(args, f.name, None)
         if given is not None:
             values[f.name] = given
     values.update(override)
-    return TrainConfig(**values)
+    return config_from_values(values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +119,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the planning network first")
     p.add_argument("--fit-epochs", type=int, default=5, help="timed fitting epochs")
     p.add_argument("--loop-steps", type=int, default=200, help="timed MPC environment steps")
+
+    p = sub.add_parser("sweep", help="run a grid of train runs (envs x planners x seeds ...), "
+                                     "on Ray when installed",
+                       description="Run every combination of a YAML spec's list values (keys: "
+                                   "train flags; `out`: the sweep folder), one run folder per "
+                                   "trial. Run again to skip finished trials and resume "
+                                   "interrupted ones.")
+    p.add_argument("spec", metavar="SPEC", help="YAML file: train flags as keys, a list is a "
+                                                "grid axis, a scalar is fixed")
+    p.add_argument("--out", metavar="DIR",
+                   help="sweep folder (default: the spec's out, else runs/sweep__<spec name>)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="join this Ray cluster (default: start a local Ray instance)")
+    p.add_argument("--max-concurrent", metavar="N", type=int,
+                   help="trials at once (default: the Ray cluster's CPUs); each runs "
+                        "CPUs / N torch threads")
+    p.add_argument("--no-ray", action="store_true",
+                   help="run the trials one after another in this process")
+    p.add_argument("--keep-checkpoints", metavar="K", type=int, default=2,
+                   help="keep the newest K checkpoints of each trial (default: 2)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the spec and list the trials' folders; run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("report", help="figures and tables over seeds from a folder of runs",
+                       description="Find every run folder under SWEEP_DIR; per environment "
+                                   "a figure of return vs environment steps (mean, 95% "
+                                   "bootstrap band over seeds) and a table of final returns "
+                                   "(IQM, 95% CI), steps to threshold and planning ms.")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder or any folder of runs")
+    p.add_argument("--threshold", metavar="ENV=VALUE", action="append", default=[],
+                   help="return counted as reached (repeatable; defaults: Pendulum-v1=-200, "
+                        "InvertedPendulum-v5=1000, else gymnasium's reward_threshold)")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for report.md, figures and CSVs (default: SWEEP_DIR)")
     return parser
 
 
@@ -238,8 +276,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import shlex
+
+    from tqdm.auto import tqdm
+
+    from dynaplan.sweep import SweepOptions, sweep
+
+    words = ["dynaplan", "sweep", args.spec]
+    for flag, value in (("--out", args.out), ("--address", args.address),
+                        ("--max-concurrent", args.max_concurrent)):
+        words += [flag, str(value)] if value is not None else []
+    words += ["--no-ray"] if args.no_ray else []
+    options = SweepOptions(out=Path(args.out) if args.out else None, address=args.address,
+                           max_concurrent=args.max_concurrent, use_ray=not args.no_ray,
+                           keep_checkpoints=args.keep_checkpoints, progress=not args.quiet,
+                           dry_run=args.dry_run, command=shlex.join(words))
+    try:
+        sweep(Path(args.spec), options, echo=tqdm.write,
+              notice=lambda line: print(f"dynaplan: {line}", file=sys.stderr))
+    except (RunInterrupted, KeyboardInterrupt) as stop:
+        print("dynaplan: sweep stopped; run the same command again to skip the finished "
+              "trials and resume the others from their last checkpoints", file=sys.stderr)
+        return stop.exit_status if isinstance(stop, RunInterrupted) else 130
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import shlex
+
+    from dynaplan.report import parse_thresholds, write_report
+
+    words = ["dynaplan", "report", args.sweep_dir]
+    for item in args.threshold:
+        words += ["--threshold", item]
+    words += ["--out", args.out] if args.out else []
+    root = Path(args.sweep_dir)
+    print(write_report(root, Path(args.out) if args.out else root,
+                       parse_thresholds(args.threshold), shlex.join(words)))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "compare": cmd_compare, "eval": cmd_eval, "plot": cmd_plot,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "sweep": cmd_sweep, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

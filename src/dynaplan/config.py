@@ -16,6 +16,7 @@ from typing import Any
 from dynaplan.errors import ConfigError
 
 PLANNERS = ("cem", "random", "icem", "mppi")
+PRESETS = ("pets", "icem", "mppi", "pets-paper")  # their values: presets.py
 SAMPLINGS = ("clip", "truncnorm")
 WARM_STARTS = ("auto", "on", "off")
 # planner options whose default (None) means "the chosen planner's own default"
@@ -27,6 +28,7 @@ DYNAMICS = ("mlp", "ensemble")
 # ensemble propagation modes (models/propagation.py, Chua et al. 2018 sec. 5)
 PROPAGATIONS = ("ts1", "tsinf", "expectation")
 TERMINATIONS = ("none", "known")
+ACTIVATIONS = ("silu", "relu")
 
 
 def _f(default: Any, help: str, **extra: Any) -> Any:
@@ -38,6 +40,8 @@ class TrainConfig:
     """Everything that defines a `dynaplan train` run (saved as config.json)."""
 
     env: str = _f("Pendulum-v1", "gymnasium environment id (Box observation and action spaces)")
+    preset: str | None = _f(None, "per-environment option bundle (presets.py); flags override "
+                            "its values", type=str, choices=PRESETS)
     planner: str = _f("cem", "trajectory optimizer", choices=PLANNERS)
     iterations: int = _f(100, "outer iterations of fit-then-act (Algorithm 1)")
     steps_per_iteration: int = _f(
@@ -87,6 +91,8 @@ class TrainConfig:
                           choices=PROPAGATIONS)
     ensemble_hidden: int = _f(200, "ensemble: width of each hidden layer")
     ensemble_layers: int = _f(4, "ensemble: hidden layers")
+    ensemble_activation: str = _f("silu", "ensemble: hidden activation (silu as in PETS; relu "
+                                  "costs far less per plan on a CPU)", choices=ACTIVATIONS)
     ensemble_lr: float = _f(1e-3, "ensemble: Adam learning rate")
     ensemble_batch_size: int = _f(256, "ensemble: minibatch size per member")
     eval_episodes: int = _f(

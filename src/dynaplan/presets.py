@@ -1,0 +1,79 @@
+"""Named bundles of train options (`--preset`), per environment, and the one function
+that turns option values into a TrainConfig.
+
+Precedence: built-in defaults (the seed exercise) < preset < config file < flags. A preset
+only fills options the user did not give, so any of its values can be overridden.
+
+- `pets`, `icem`, `mppi`: a probabilistic ensemble (Chua et al. 2018) planned through by
+  CEM, iCEM (Pinneri et al. 2020) or MPPI, sized for a 2-core CPU (Pendulum-v1: tens of
+  ms per plan call), with the environment's known reward where one exists, little random
+  data and short iterations, so learning is judged per environment step.
+- `pets-paper`: the published PETS planner and model (population 500, 50 elites, horizon
+  30, 5 members of 4 x 200 units, 20 particles, TS-inf); meant for a GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dynaplan.config import PRESETS, TrainConfig
+from dynaplan.errors import ConfigError
+
+# Per environment: the data schedule and model every ensemble preset shares.
+_ENVS: dict[str, dict[str, Any]] = {
+    "Pendulum-v1": dict(random_trajectories=1, steps_per_iteration=200, iterations=9,
+                        horizon=15, reward="known", epochs=40),
+    "InvertedPendulum-v5": dict(random_trajectories=5, steps_per_iteration=200, iterations=8,
+                                horizon=15, reward="known", termination="known", epochs=40),
+    "MountainCarContinuous-v0": dict(random_trajectories=2, steps_per_iteration=999,
+                                     iterations=5, horizon=30, reward="known",
+                                     termination="known", epochs=20),
+    "HalfCheetah-v5": dict(random_trajectories=1, steps_per_iteration=1000, iterations=4,
+                           horizon=15, reward="learned", epochs=20),
+}
+
+_ENSEMBLE = dict(dynamics="ensemble", ensemble_size=5, ensemble_hidden=64, ensemble_layers=3,
+                 ensemble_activation="relu", ensemble_batch_size=32, propagation="tsinf",
+                 particles=5)
+
+# Per planner, sized so a Pendulum-v1 plan call stays near or under 50 ms on 2 cores.
+_PLANNERS: dict[str, dict[str, Any]] = {
+    "pets": dict(planner="cem", num_sequences=100, num_elites=10, cem_iterations=3,
+                 alpha=0.1, warm_start="on"),
+    "icem": dict(planner="icem", num_sequences=100, num_elites=10, cem_iterations=3),
+    "mppi": dict(planner="mppi", num_sequences=100, cem_iterations=3),
+}
+
+_PETS_PAPER = dict(planner="cem", num_sequences=500, num_elites=50, cem_iterations=5,
+                   alpha=0.1, horizon=30, dynamics="ensemble", ensemble_size=5,
+                   ensemble_hidden=200, ensemble_layers=4, ensemble_batch_size=32,
+                   propagation="tsinf", particles=20, warm_start="on")
+
+
+def preset_values(name: str, env: str) -> dict[str, Any]:
+    """The options preset `name` sets for environment `env`."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    if env not in _ENVS:
+        raise ConfigError(f"preset {name} has no settings for {env}; presets exist for "
+                          f"{', '.join(_ENVS)} (or set the options as flags)")
+    values = dict(_ENVS[env])
+    if name == "pets-paper":
+        values.update(_PETS_PAPER)
+    else:
+        values.update(_ENSEMBLE)
+        values.update(_PLANNERS[name])
+    return values
+
+
+def config_from_values(values: dict[str, Any], source: str = "options") -> TrainConfig:
+    """A TrainConfig from train-option values (keys with dashes or underscores), with the
+    `preset` key, if any, filling every option not given."""
+    clean = {str(k).replace("-", "_"): v for k, v in values.items()}
+    preset = clean.get("preset")
+    if preset is not None:
+        if not isinstance(preset, str):
+            raise ConfigError(f"{source}: preset must be a string, got {preset!r}")
+        env = clean.get("env") or TrainConfig.env
+        clean = {**preset_values(preset, env), **clean}
+    return TrainConfig.from_dict(clean, source=source)

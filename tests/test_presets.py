@@ -1,0 +1,66 @@
+"""`--preset`: fills options per environment, never overrides what the user gave."""
+
+import json
+
+import pytest
+from conftest import TINY
+
+from dynaplan.cli import main
+from dynaplan.config import PRESETS, TrainConfig
+from dynaplan.errors import ConfigError
+from dynaplan.presets import config_from_values, preset_values
+
+
+@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("env", ["Pendulum-v1", "InvertedPendulum-v5",
+                                 "MountainCarContinuous-v0", "HalfCheetah-v5"])
+def test_every_preset_is_a_valid_config_for_every_env(name, env):
+    config = config_from_values({"preset": name, "env": env})
+    assert config.preset == name and config.env == env
+    assert config.dynamics == "ensemble"
+    # the preset's values, not the seed exercise's defaults
+    for key, value in preset_values(name, env).items():
+        assert getattr(config, key) == value
+
+
+def test_pets_paper_is_the_published_setting():
+    c = config_from_values({"preset": "pets-paper"})
+    assert (c.planner, c.num_sequences, c.num_elites, c.horizon) == ("cem", 500, 50, 30)
+    assert (c.ensemble_size, c.ensemble_layers, c.ensemble_hidden) == (5, 4, 200)
+    assert (c.particles, c.propagation) == (20, "tsinf")
+
+
+def test_given_values_win_over_the_preset():
+    c = config_from_values({"preset": "icem", "num-sequences": 64, "horizon": 7})
+    assert (c.planner, c.num_sequences, c.horizon) == ("icem", 64, 7)
+    assert c.dynamics == "ensemble"
+
+
+def test_no_preset_keeps_the_seed_defaults():
+    assert config_from_values({}) == TrainConfig()
+
+
+def test_unsupported_env_and_unknown_preset_are_refused():
+    with pytest.raises(ConfigError, match="no settings for Acrobot-v1"):
+        config_from_values({"preset": "pets", "env": "Acrobot-v1"})
+    with pytest.raises(ConfigError, match="unknown preset 'pest'"):
+        config_from_values({"preset": "pest"})
+
+
+def test_cli_preset_then_config_file_then_flags(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("preset: mppi\nparticles: 5\nensemble-hidden: 16\nensemble-layers: 1\n")
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--config", str(cfg), "--num-sequences", "12",
+                 "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["preset"] == "mppi" and saved["planner"] == "mppi"
+    assert saved["reward"] == "known"  # from the preset
+    assert saved["particles"] == 5  # the file over the preset
+    assert saved["num_sequences"] == 12 and saved["horizon"] == 3  # flags over both
+
+
+def test_cli_refuses_a_preset_without_settings_in_one_line(capsys):
+    assert main(["train", "--preset", "pets", "--env", "CartPole-v1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "preset pets has no settings for CartPole-v1" in err[0]
