@@ -5,11 +5,13 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from conftest import TINY
 
 from dynaplan.cli import main
 from dynaplan.config import TrainConfig
+from dynaplan.metrics import read_metrics
 
 
 def read_rows(path, drop_timing=True):
@@ -135,3 +137,14 @@ def test_installed_console_script():
         pytest.skip("dynaplan console script not on PATH (package not installed)")
     result = subprocess.run(["dynaplan", "train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--horizon" in result.stdout
+
+
+def test_eval_every_evaluates_every_kth_and_the_last_iteration(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "4", "--eval-episodes", "1", "--eval-every", "3",
+                 "--out", str(out)]) == 0
+    metrics = read_metrics(out / "metrics.csv")
+    assert metrics["iteration"] == [0.0, 1.0, 2.0, 3.0]
+    evaluated = [np.isfinite(v) for v in metrics["eval/return"]]
+    assert evaluated == [False, False, True, True]  # the 3rd and the last
+    assert (out / "plots" / "return.png").is_file()

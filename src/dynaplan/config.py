@@ -98,6 +98,7 @@ class TrainConfig:
     eval_episodes: int = _f(
         0, "episodes on fixed reset seeds after each iteration, not added to the data"
     )
+    eval_every: int = _f(1, "evaluate after every K-th iteration and the last one")
     video_every: int = _f(10, "save an mp4 of the last episode every K iterations (0: never)")
     seed: int = _f(123, "seed of every random generator (env, data split, init, planner)")
     device: str = _f("auto", "torch device; auto picks cuda when available", choices=DEVICES)
@@ -106,7 +107,7 @@ class TrainConfig:
         positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",
                     "num_sequences", "cem_iterations", "num_elites", "epochs", "batch_size",
                     "ensemble_size", "particles", "ensemble_hidden", "ensemble_layers",
-                    "ensemble_batch_size")
+                    "ensemble_batch_size", "eval_every")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

@@ -300,7 +300,9 @@ class _Run:
             "time/plan_ms_p50": p50,
             "time/plan_ms_p99": p99,
         }
-        if self.eval_envs:
+        evaluated = bool(self.eval_envs) and (
+            (it + 1) % config.eval_every == 0 or it == config.iterations - 1)
+        if evaluated:
             returns = np.asarray(evaluate(self.eval_envs, self.eval_agent, warn=self.warn))
             ok = returns[np.isfinite(returns)]
             nan = float("nan")
@@ -331,7 +333,7 @@ class _Run:
         shown = row.get("eval/return", row["train/return"])
         bar.set_postfix(ret=f"{shown:.1f}", plan_ms=f"{p50:.1f}")
         self.echo(f"iteration {it}: return {row['train/return']:.1f}"
-                  + (f", eval {row['eval/return']:.1f}" if self.eval_envs else "")
+                  + (f", eval {row['eval/return']:.1f}" if evaluated else "")
                   + f", dynamics valid loss {fit.dynamics_valid:.2e}, fit {fit.seconds:.1f}s, "
                   f"plan {p50:.1f} ms (p99 {p99:.1f})")
 

@@ -17,6 +17,12 @@ def _finite(values: Sequence[float]) -> bool:
     return bool(np.isfinite(np.asarray(values, dtype=float)).any())
 
 
+def _finite_points(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(y)
+    return x[keep], y[keep]
+
+
 def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str) -> list[Path]:
     """return.png, dynamics_loss.png, reward_loss.png (the seed's three figures)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -36,10 +42,12 @@ def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str) -
         fig, ax = plt.subplots(figsize=(6, 4))
         for key, label, color in curves:
             if key in metrics and _finite(metrics[key]):
-                marker = "." if len(it) < 30 else None
-                ax.plot(it, metrics[key], color=color, label=label, marker=marker)
+                x, y = _finite_points(it, metrics[key])  # --eval-every leaves gaps
+                marker = "." if len(x) < 30 else None
+                ax.plot(x, y, color=color, label=label, marker=marker)
         if name == "return.png" and _finite(metrics.get("eval/return_min", [])):
-            ax.fill_between(it, metrics["eval/return_min"], metrics["eval/return_max"],
+            x, low = _finite_points(it, metrics["eval/return_min"])
+            ax.fill_between(x, low, _finite_points(it, metrics["eval/return_max"])[1],
                             color="tab:green", alpha=0.2, label="evaluation min-max")
         if "loss" in name:
             ax.set_yscale("log")
