@@ -1,0 +1,300 @@
+"""`dynaplan report SWEEP_DIR`: figures and tables over seeds from every run folder below.
+
+A run folder is any folder holding config.json and metrics.csv (a sweep's trials, a
+compare's runs, single `dynaplan train` runs). Runs are grouped by environment, then by
+method: the preset when the config names one, else the planner, followed by every other
+option (seed aside) that differs between the runs of that preset or planner. Returns are
+`eval/return` when every run of the environment evaluated, else `train/return`.
+
+Written beside each other (default: into SWEEP_DIR): report.md, one figure per
+environment (`return_<env>.png`: mean return vs environment steps with a 95% bootstrap
+band over seeds), per_seed.csv (one row per run) and curves.csv (one row per iteration of
+each run). Every figure's footer names the command and the git commit behind it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynaplan.errors import ConfigError
+from dynaplan.stats import bootstrap_ci, iqm
+from dynaplan.sweep import SWEEP_FILE, code_version
+
+# return an environment counts as solved at; other ids use gymnasium's reward_threshold
+THRESHOLDS = {"Pendulum-v1": -200.0, "InvertedPendulum-v5": 1000.0,
+              "MountainCarContinuous-v0": 90.0}
+RESAMPLES = 2000
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    iteration: np.ndarray  # [T]
+    env_steps: np.ndarray  # [T]
+    returns: dict[str, np.ndarray]  # "train/return", "eval/return": [T]
+    plan_ms: float  # median over iterations of time/plan_ms_p50
+    method: str = ""
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    def curve(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """(env_steps, return) of the iterations where `metric` is finite."""
+        y = self.returns[metric]
+        ok = np.isfinite(y)
+        return self.env_steps[ok], y[ok]
+
+
+def find_runs(root: Path) -> tuple[list[Run], list[str]]:
+    """Every run folder below `root` (itself included), and a note per folder skipped."""
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder")
+    runs, skipped = [], []
+    for config_path in sorted(root.rglob("config.json")):
+        folder = config_path.parent
+        if not (folder / "metrics.csv").is_file():
+            continue
+        try:
+            config = json.loads(config_path.read_text())
+            with open(folder / "metrics.csv", newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{folder}: unreadable ({exc})")
+            continue
+        if not isinstance(config, dict) or "env" not in config:
+            skipped.append(f"{folder}: config.json names no env")
+            continue
+        if not rows:
+            skipped.append(f"{folder}: no finished iteration yet")
+            continue
+
+        def column(name: str, rows: list[dict] = rows) -> np.ndarray:
+            return np.asarray([float(r.get(name) or "nan") for r in rows])
+
+        plan = column("time/plan_ms_p50")
+        runs.append(Run(folder, config, column("iteration"), column("env_steps"),
+                        {k: column(k) for k in ("train/return", "eval/return")},
+                        float(np.nanmedian(plan)) if np.isfinite(plan).any() else math.nan))
+    return runs, skipped
+
+
+def label_methods(runs: list[Run]) -> None:
+    """Set each run's method: preset or planner, plus the options (seed aside) that
+    differ between the runs sharing that preset or planner."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(str(run.config.get("preset") or run.config.get("planner")), [])
+        groups[str(run.config.get("preset") or run.config.get("planner"))].append(run)
+    for base, members in groups.items():
+        keys = list(dict.fromkeys(k for r in members for k in r.config))
+        varying = [k for k in keys if k != "seed" and
+                   len({json.dumps(r.config.get(k)) for r in members}) > 1]
+        for run in members:
+            run.method = " ".join([base, *(f"{k}={run.config.get(k)}" for k in varying)])
+
+
+def parse_thresholds(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        env, sep, value = item.rpartition("=")
+        try:
+            out[env] = float(value)
+        except ValueError:
+            env = ""
+        if not sep or not env:
+            raise ConfigError(f"--threshold takes ENV=VALUE (e.g. Pendulum-v1=-200), got "
+                              f"{item!r}")
+    return out
+
+
+def default_threshold(env: str) -> float | None:
+    if env in THRESHOLDS:
+        return THRESHOLDS[env]
+    try:
+        import gymnasium as gym
+
+        return gym.spec(env).reward_threshold
+    except Exception:  # an id this gymnasium does not know: no default
+        return None
+
+
+def steps_to(x: np.ndarray, y: np.ndarray, threshold: float) -> float:
+    """Environment steps at the first iteration whose return reaches `threshold`."""
+    hit = np.flatnonzero(y >= threshold)
+    return float(x[hit[0]]) if hit.size else math.inf
+
+
+def aggregate(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                       np.ndarray]:
+    """Mean return over the runs with its 95% bootstrap band, on the environment steps
+    every run has reached; each run holds its last return between its own iterations.
+    Returns (steps [T], mean [T], low [T], high [T])."""
+    curves = [r.curve(metric) for r in runs]
+    lo, hi = max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves)
+    grid = np.unique(np.concatenate([x for x, _ in curves]))
+    grid = grid[(grid >= lo) & (grid <= hi)]
+    held = np.stack([y[np.searchsorted(x, grid, side="right") - 1] for x, y in curves])
+    mean, low, high = bootstrap_ci(held, resamples=RESAMPLES) if grid.size else (grid,) * 3
+    return grid, mean, low, high
+
+
+def write_report(root: Path, out: Path, thresholds: dict[str, float], command: str) -> Path:
+    runs, skipped = find_runs(root)
+    if not runs:
+        raise ConfigError(f"no run folders (config.json and metrics.csv) under {root}")
+    envs: dict[str, list[Run]] = {}
+    for run in runs:
+        envs.setdefault(str(run.config["env"]), []).append(run)
+    for env in thresholds:
+        if env not in envs:
+            raise ConfigError(f"--threshold {env}: no runs of {env} under {root} (found "
+                              f"{', '.join(envs)})")
+    for members in envs.values():
+        label_methods(members)
+    out.mkdir(parents=True, exist_ok=True)
+    commit = code_version()
+    footer = f"{command}  |  commit {commit}"
+    made_by = _sweep_record(root)
+    if made_by:
+        footer += f"\ntrials: {made_by.get('command')}  |  commit {made_by.get('commit')}"
+    lines = [f"# Report: {root}", "",
+             f"Made by `{command}` at commit `{commit}` on {time.strftime('%Y-%m-%d %H:%M')}"
+             + (f"; trials by `{made_by.get('command')}` at commit `{made_by.get('commit')}`"
+                if made_by else "") + f". {len(runs)} runs in {len(envs)} environment(s).", "",
+             "Final return: the return of each run's last iteration. IQM: interquartile "
+             "mean over seeds (mean of the middle 50%); CI: 95% percentile bootstrap over "
+             f"seeds ({RESAMPLES} resamples, seeded). Curves: mean over seeds with its 95% "
+             "bootstrap band, against environment steps (random data included). Steps to "
+             "threshold: environment steps until the return first reaches it; median over "
+             "seeds, counting a seed that never reached it as never. Plan ms: median over "
+             "seeds of each run's median per-iteration p50 planning time per step.", ""]
+    per_seed, curve_rows = [], []
+    for env, members in envs.items():
+        metric = ("eval/return" if all(np.isfinite(r.returns["eval/return"]).any()
+                                       for r in members) else "train/return")
+        threshold = thresholds.get(env, default_threshold(env))
+        methods: dict[str, list[Run]] = {}
+        for run in sorted(members, key=lambda r: (r.method, str(r.seed), str(r.path))):
+            methods.setdefault(run.method, []).append(run)
+        figure = out / f"return_{re.sub(r'[^A-Za-z0-9._-]', '_', env)}.png"
+        _plot(env, metric, methods, threshold, footer, figure)
+        lines += [f"## {env}", "", f"![{env}: {metric}]({figure.name})", "",
+                  f"Return: `{metric}`. Threshold: "
+                  + (f"{threshold:g}" if threshold is not None else
+                     "none (give one with --threshold ENV=VALUE)") + ".", "",
+                  "| method | seeds | env steps | final return IQM | 95% CI | mean | "
+                  "steps to threshold (reached) | plan ms/step |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for method, group in methods.items():
+            finals = np.asarray([r.curve(metric)[1][-1] if r.curve(metric)[1].size
+                                 else math.nan for r in group])
+            steps = [r.curve(metric)[0][-1] if r.curve(metric)[0].size else math.nan
+                     for r in group]
+            reach = [steps_to(*r.curve(metric), threshold) if threshold is not None
+                     else math.nan for r in group]
+            ok = finals[np.isfinite(finals)]
+            if ok.size:
+                value, low, high = bootstrap_ci(ok, iqm, resamples=RESAMPLES)
+                cells = [f"{value:.1f}", f"[{low:.1f}, {high:.1f}]", f"{ok.mean():.1f}"]
+            else:
+                cells = ["-", "-", "-"]
+            lines.append(f"| {method} | {len(group)} | {_span(steps)} | " + " | ".join(cells)
+                         + f" | {_reach(reach, threshold)} | "
+                         f"{np.nanmedian([r.plan_ms for r in group]):.2f} |")
+            for run, final, step, hit in zip(group, finals, steps, reach):
+                rel = str(run.path.relative_to(root)) if run.path != root else "."
+                per_seed.append([env, method, run.seed, rel, len(run.iteration), _int(step),
+                                 metric, final, _int(hit), run.plan_ms])
+                curve_rows += [[env, method, run.seed, rel, int(i), _int(s), metric, y]
+                               for i, s, y in zip(run.iteration, run.env_steps,
+                                                  run.returns[metric])]
+        lines.append("")
+    if skipped:
+        lines += ["Skipped folders:", ""] + [f"- {note}" for note in skipped] + [""]
+    _csv(out / "per_seed.csv", ["env", "method", "seed", "run", "iterations", "env_steps",
+                                "metric", "final_return", "steps_to_threshold",
+                                "plan_ms_p50"], per_seed)
+    _csv(out / "curves.csv", ["env", "method", "seed", "run", "iteration", "env_steps",
+                              "metric", "return"], curve_rows)
+    lines += ["Per-seed numbers: [per_seed.csv](per_seed.csv) (final returns, steps to "
+              "threshold, planning ms) and [curves.csv](curves.csv) (every iteration).", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _int(value: float) -> int | str:
+    """A step count for a CSV cell ('' when there is none)."""
+    return int(value) if math.isfinite(value) else ""
+
+
+def _span(values: list[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "-"
+    lo, hi = int(min(finite)), int(max(finite))
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def _reach(steps: list[float], threshold: float | None) -> str:
+    if threshold is None:
+        return "-"
+    reached = sum(math.isfinite(s) for s in steps)
+    median = float(np.median(steps))
+    shown = f"{median:.0f}" if math.isfinite(median) else "not reached"
+    return f"{shown} ({reached}/{len(steps)})"
+
+
+def _sweep_record(root: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((root / SWEEP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _plot(env: str, metric: str, methods: dict[str, list[Run]], threshold: float | None,
+          footer: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for method, group in methods.items():
+        steps, mean, low, high = aggregate(group, metric)
+        if not steps.size:
+            continue
+        marker = "." if steps.size < 30 else None
+        (line,) = ax.plot(steps, mean, marker=marker, label=f"{method} ({len(group)} seeds)")
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", linestyle="--", linewidth=1,
+                   label=f"threshold {threshold:g}")
+    ax.set_title(f"{env}: {metric}, mean and 95% bootstrap CI over seeds")
+    ax.set_xlabel("Environment steps (random data included)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, footer, fontsize=6.5, color="dimgray", va="bottom", ha="left")
+    fig.tight_layout(rect=(0, 0.03 * (footer.count("\n") + 1) + 0.01, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
