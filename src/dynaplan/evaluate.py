@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,14 +35,17 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: str) -> dict:
     config = load_run_config(run_dir)
     dev = resolve_device(device)
+    if dev.type != "cuda" and config.cuda_graph == "on":  # a GPU run evaluated elsewhere
+        config = dataclasses.replace(config, cuda_graph="off", device=dev.type)
     envs = [make_env(config.env, render=video and i == 0)[0] for i in range(episodes)]
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, dev, config)
     iteration = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr)
     dynamics.eval()
     reward.eval()
-    # an ensemble's particles draw from a CPU generator of their own
-    objective = build_objective(config, dynamics, reward, torch.Generator().manual_seed(seed + 1))
+    # an ensemble's particles draw from a generator of their own
+    objective = build_objective(config, dynamics, reward,
+                                torch.Generator(device=dev).manual_seed(seed + 1))
     objective.refresh()
     gen = torch.Generator(device=dev).manual_seed(seed)
     agent = MPCAgent(build_planner(config, objective, spec, gen), dev)

@@ -38,8 +38,8 @@ from dynaplan.errors import CheckpointError, ConfigError
 class Generators:
     """Every random generator of a run: torch's global one (weight init), a numpy one
     (train/valid split), one torch generator each for fitting, acting and evaluating,
-    two CPU ones for an ensemble's particles (member draws, state noise) when acting and
-    evaluating, and the environment's and its action space's."""
+    two on the run's device for an ensemble's particles (member draws, state noise) when
+    acting and evaluating, and the environment's and its action space's."""
 
     split: np.random.Generator
     fit: torch.Generator
@@ -58,8 +58,8 @@ class Generators:
                    fit=torch.Generator().manual_seed(seed),
                    act=torch.Generator(device=device).manual_seed(seed + 1),
                    eval=torch.Generator(device=device).manual_seed(seed + 2),
-                   particles_act=torch.Generator().manual_seed(seed + 3),
-                   particles_eval=torch.Generator().manual_seed(seed + 4),
+                   particles_act=torch.Generator(device=device).manual_seed(seed + 3),
+                   particles_eval=torch.Generator(device=device).manual_seed(seed + 4),
                    env=env)
 
     def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -60,8 +60,14 @@ class EnsembleDynamics:
         device = self.ensemble.elites.device
         if self.propagation == "tsinf":
             return torch.arange(rows, device=device).view(rows // e, e).t()
-        perm = torch.randperm(rows, generator=self.generator, device="cpu").to(device)
-        return perm.view(rows // e, e).t()
+        perm = torch.randperm(rows, generator=self.generator, device=self._draw_device(device))
+        return perm.to(device).view(rows // e, e).t()
+
+    def _draw_device(self, device: torch.device) -> torch.device:
+        """Where random draws happen: on the generator's device (a CPU generator for a
+        CUDA model costs one copy per step; a CUDA one keeps a plan call on the GPU and
+        capturable as a CUDA graph), or on `device` when there is no generator."""
+        return device if self.generator is None else self.generator.device
 
     @torch.no_grad()
     def __call__(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -81,7 +87,8 @@ class EnsembleDynamics:
                 grouped = x[group]  # [E', R / E', I]
             mean, logvar = self.ensemble(grouped, members)
             if self.sample:
-                noise = torch.randn(mean.shape, generator=self.generator, device="cpu")
+                noise = torch.randn(mean.shape, generator=self.generator,
+                                    device=self._draw_device(mean.device))
                 mean = mean + torch.exp(0.5 * logvar) * noise.to(mean.device)
             if self.propagation == "tsinf":
                 delta = mean.transpose(0, 1).reshape(rows, -1)
