@@ -131,3 +131,18 @@ def test_objective_averages_particles_and_stops_after_termination():
     returns = objective(torch.zeros(1, 2), torch.zeros(1, 1, 3, 1))
     # p0: 0; p1: 1 + 2 (terminal step counts) = 3; p2: 2; p3: 3 -> mean 2
     assert torch.allclose(returns, torch.full((1, 1), 2.0))
+
+
+def test_objective_version_counts_refreshes_not_calls():
+    # a captured CUDA graph is dropped when the version changes, so planning calls
+    # (which build the networks lazily once) must not change it
+    ens = GaussianEnsemble(4, 3, members=2, hidden=(8,))
+    dyn = EnsembleDynamics(ens, "tsinf", particles=2, generator=torch.Generator().manual_seed(0))
+    objective = ModelObjective(dyn, lambda s, a, s2: -(s2**2).sum(-1))
+    obs, actions = torch.zeros(1, 3), torch.zeros(1, 4, 5, 1)
+    objective(obs, actions)
+    objective(obs, actions)
+    assert objective.version == 1
+    objective.refresh()
+    assert objective.version == 2
+    assert objective.generators == (dyn.generator,)

@@ -34,8 +34,10 @@ class ModelObjective:
     function; `termination` a known termination function or None. With `fused` (default)
     MLP models run in their folded planning form (models/fused.py), which `refresh()`
     rebuilds: call it after every fit. `fused=False` runs the modules as they are, the
-    reference the fused path is tested against. `compile` wraps the fused networks in
-    `torch.compile` (first calls are slow while it compiles).
+    reference the fused path is tested against. `compile` puts the fused networks (and,
+    unless dynamics and reward are one network pair, the whole horizon step with a known
+    reward) through `torch.compile`, which fuses the small elementwise kernels; first
+    calls are slow while it compiles.
     """
 
     def __init__(
@@ -52,27 +54,45 @@ class ModelObjective:
         self._dyn_net: FusedMLPs | None = None
         self._rew_net: FusedMLPs | None = None
         self._joint = isinstance(dynamics, DynamicsModel) and isinstance(reward, RewardModel)
+        self.version = 0
+        """Counts `refresh()` calls: a captured CUDA graph of an older version is stale."""
+        self._built = False
+        self._step = self._fused_step
+
+    @property
+    def generators(self) -> tuple[torch.Generator, ...]:
+        """The generators a call draws from (the ensemble's particle draws), if any."""
+        gen = getattr(self.dynamics, "generator", None)
+        return () if gen is None else (gen,)
 
     def refresh(self) -> None:
         """Snapshot the models' current weights into the fused planning networks."""
+        self.version += 1
+        self._built = True
         if not self.fused:
             return
-        wrap = torch.compile if self.compile else (lambda net: net)
         if self._joint:  # dynamics and reward share their input: one network pair
-            self._dyn_net = wrap(FusedMLPs([self.dynamics, self.reward]))  # type: ignore[list-item]
+            net = FusedMLPs([self.dynamics, self.reward])  # type: ignore[list-item]
+            self._dyn_net = torch.compile(net) if self.compile else net
             return
         if isinstance(self.dynamics, DynamicsModel):
-            self._dyn_net = wrap(FusedMLPs([self.dynamics]))
+            self._dyn_net = FusedMLPs([self.dynamics])
         if isinstance(self.reward, RewardModel):
-            self._rew_net = wrap(FusedMLPs([self.reward]))
+            self._rew_net = FusedMLPs([self.reward])
+        self._step = torch.compile(self._fused_step) if self.compile else self._fused_step
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(s [R, O], a [R, A]) -> (s' [R, O], r [R])."""
         if not self.fused:
             next_state = self.dynamics(state, action)
             return next_state, self.reward(state, action, next_state)
-        if self._dyn_net is None and self._rew_net is None:
+        if not self._built:
             self.refresh()
+        return self._step(state, action)
+
+    def _fused_step(
+        self, state: torch.Tensor, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([state, action], dim=-1)
         if self._joint:
             out = self._dyn_net(x)  # type: ignore[misc]
@@ -112,7 +132,7 @@ class ModelObjective:
         """The seed's case (learned dynamics + learned reward, fused): buffers are
         allocated once per call and reused at every horizon step. state [R, O],
         actions [R, H, A] -> returns [R]."""
-        if self._dyn_net is None:
+        if not self._built:
             self.refresh()
         net = self._dyn_net
         rows, obs_dim = state.shape
