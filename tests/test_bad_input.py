@@ -34,6 +34,7 @@ def run_bad(args, capsys):
         (["--planner", "dreamer"], "invalid choice"),
         (["--reward", "known", "--env", "HalfCheetah-v5"], "no known reward"),
         (["--device", "cuda"], "CUDA is not available"),
+        (["--cuda-graph", "on"], "cuda_graph on needs a CUDA device"),
     ],
 )
 def test_bad_train_flags(flags, words, capsys, tmp_path):

@@ -13,6 +13,7 @@ from dynaplan.models.ensemble_fit import EnsembleFitter
 from dynaplan.models.fit import ModelFitter
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective, Planner, make_planner
+from dynaplan.planners.graphed import GraphedPlanner
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,15 +68,15 @@ def build_objective(
     """Plan with the learned reward model or, with `reward: known`, the env's own; stop
     returns at the env's known termination with `termination: known`. An ensemble plans
     through EnsembleDynamics, whose member draws and state noise come from `generator`
-    (a CPU generator, required then)."""
+    (required then; on the CPU or the models' device, which keeps a plan call on a GPU)."""
     reward_fn = known_reward(config.env) if config.reward == "known" else reward
     termination = known_termination(config.env) if config.termination == "known" else None
     if config.termination == "known" and termination is None:
         raise ConfigError(f"{config.env} has no known termination")
     model: DynamicsModel | EnsembleDynamics
     if isinstance(dynamics, GaussianEnsemble):
-        if generator is None or generator.device.type != "cpu":
-            raise ValueError("an ensemble objective needs a CPU torch.Generator")
+        if generator is None:
+            raise ValueError("an ensemble objective needs a torch.Generator")
         model = EnsembleDynamics(dynamics, config.propagation, config.particles,
                                  generator=generator)
     else:
@@ -91,7 +92,8 @@ def warm_start(config: TrainConfig) -> bool | None:
 def build_planner(
     config: TrainConfig, objective, spec: EnvSpec, generator: torch.Generator
 ) -> Planner:
-    """The configured planner through planners.make_planner (which lists every option)."""
+    """The configured planner through planners.make_planner (which lists every option);
+    with `cuda_graph: on`, wrapped so that each plan call replays a CUDA graph."""
     options: dict[str, object] = {"num_sequences": config.num_sequences}
     if config.planner in ("cem", "icem", "mppi"):
         options["num_iterations"] = config.cem_iterations
@@ -100,7 +102,7 @@ def build_planner(
     for name in PLANNER_OPTIONS:  # only the options the user set; make_planner refuses
         if getattr(config, name) is not None:  # one the chosen planner does not take
             options[name] = getattr(config, name)
-    return make_planner(
+    planner = make_planner(
         config.planner,
         objective,
         spec.action_low,
@@ -109,3 +111,12 @@ def build_planner(
         generator,
         **options,
     )
+    if config.cuda_graph == "off":
+        return planner
+    if generator.device.type != "cuda":
+        raise ConfigError("--cuda-graph on needs a CUDA device, and this run plans on "
+                          f"{generator.device}")
+    try:
+        return GraphedPlanner(planner)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise ConfigError(f"--cuda-graph on: {exc}") from None

@@ -19,6 +19,7 @@ PLANNERS = ("cem", "random", "icem", "mppi")
 PRESETS = ("pets", "icem", "mppi", "pets-paper")  # their values: presets.py
 SAMPLINGS = ("clip", "truncnorm")
 WARM_STARTS = ("auto", "on", "off")
+SWITCHES = ("off", "on")
 # planner options whose default (None) means "the chosen planner's own default"
 PLANNER_OPTIONS = ("alpha", "init_std", "sampling", "beta", "keep_fraction", "decay",
                    "temperature", "noise_std", "smoothing")
@@ -102,6 +103,8 @@ class TrainConfig:
     video_every: int = _f(10, "save an mp4 of the last episode every K iterations (0: never)")
     seed: int = _f(123, "seed of every random generator (env, data split, init, planner)")
     device: str = _f("auto", "torch device; auto picks cuda when available", choices=DEVICES)
+    cuda_graph: str = _f("off", "capture each plan call as a CUDA graph and replay it "
+                         "(a CUDA device only; planners/graphed.py)", choices=SWITCHES)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",
@@ -153,6 +156,8 @@ class TrainConfig:
                 f"({self.num_sequences})"
             )
 
+        if self.cuda_graph == "on" and self.device == "cpu":
+            raise ConfigError("cuda_graph on needs a CUDA device (device cuda or auto)")
         if self.dynamics == "ensemble":
             self._check_ensemble()
         if self.termination == "known":
