@@ -58,3 +58,21 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
 def test_bench_refuses_bad_counts(capsys):
     assert main(["bench", "--calls", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_bench_refuses_cuda_graph_off_a_gpu_and_unknown_settings(capsys):
+    assert main(["bench", "--device", "cpu", "--cuda-graph"]) == 2
+    assert "--cuda-graph needs a CUDA device" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--settings", "z_nothing"]) == 2
+    assert "unknown bench setting 'z_nothing'" in capsys.readouterr().err
+
+
+def test_ensemble_setting_counts_one_member_per_row():
+    from dynaplan.bench import SETTINGS, ensemble_dynamics, ensemble_gflop, random_data
+
+    d = SETTINGS[3]
+    dyn = ensemble_dynamics(d, random_data(400), torch.device("cpu"))
+    gflop, shape = ensemble_gflop(d, dyn)
+    per_row = 2 * (4 * 200 + 3 * 200 * 200 + 200 * 6)  # mean and log-variance heads: 2 x 3
+    assert gflop == pytest.approx(500 * 20 * 30 * 5 * per_row / 1e9)
+    assert shape == [5, 500 * 20 // 5, 200, 200]

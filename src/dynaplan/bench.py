@@ -27,8 +27,11 @@ from dynaplan.data import ReplayBuffer
 from dynaplan.envs import known_reward, make_env
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, ModelFitter, RewardModel
+from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective, make_planner
+from dynaplan.planners.graphed import GraphedPlanner
 from dynaplan.rollout import collect_random
 
 ENV = "Pendulum-v1"
@@ -47,14 +50,20 @@ class Setting:
     net: dict = field(default_factory=dict)
     learned_reward: bool = True
     seed_planner: str | None = None  # name of the seed_reference function to compare
+    members: int = 0  # > 0: a GaussianEnsemble of this many members (net: its hidden sizes)
+    particles: int = 1  # per candidate sequence, TS-inf (ensembles only)
 
 
 SETTINGS = (
     Setting("a_seed_cem", "cem", 100, 15, 5, 10, SEED_NET, True, "cem_control"),
     Setting("b_seed_random", "random", 100, 15, 1, 1, SEED_NET, True, "random_control"),
-    # PETS-sized (Chua et al. 2018): one 4x200 MLP until ensembles exist; known reward
+    # PETS-sized planner (Chua et al. 2018) through one 4x200 MLP, known reward
     Setting("c_pets_sized", "cem", 500, 30, 5, 50, PETS_NET, False, None),
+    # the published PETS setting whole: 5 members of 4x200 SiLU units, 20 particles TS-inf
+    # (20x setting c's rows: about 2.5 s per call on a 2-core CPU, so a GPU setting)
+    Setting("d_pets_paper", "cem", 500, 30, 5, 50, PETS_NET, False, None, 5, 20),
 )
+CPU_SETTINGS = ("a_seed_cem", "b_seed_random", "c_pets_sized")  # the default off a GPU
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -66,12 +75,23 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return 1e3 * float(np.median(times))
 
 
-def matmul_rate(m: int, k: int, n: int, batch: int = 1, repeats: int = 30) -> float:
-    """GFLOP/s of a float32 [batch, m, k] @ [batch, k, n] matmul (median of repeats)."""
-    a, b = torch.randn(batch, m, k), torch.randn(batch, k, n)
+def matmul_rate(m: int, k: int, n: int, batch: int = 1, repeats: int = 30,
+                device: torch.device | str = "cpu") -> float:
+    """GFLOP/s of a float32 [batch, m, k] @ [batch, k, n] matmul on `device` (median of
+    repeats; on a GPU each repeat runs 10 products and waits for them)."""
+    a = torch.randn(batch, m, k, device=device)
+    b = torch.randn(batch, k, n, device=device)
+    inner = 10 if torch.device(device).type == "cuda" else 1
+
+    def run() -> None:
+        for _ in range(inner):
+            torch.bmm(a, b)
+        if inner > 1:
+            torch.cuda.synchronize()
+
     for _ in range(3):
-        torch.bmm(a, b)
-    ms = _median_ms(lambda: torch.bmm(a, b), repeats)
+        run()
+    ms = _median_ms(run, repeats) / inner
     return 2 * batch * m * k * n / (ms * 1e-3) / 1e9
 
 
@@ -94,7 +114,31 @@ def fitted_models(buf: ReplayBuffer, net: dict) -> tuple[DynamicsModel, RewardMo
     return dyn, rew
 
 
-def build(setting: Setting, dyn, rew, device: torch.device, compile: bool):
+def ensemble_dynamics(setting: Setting, buf: ReplayBuffer, device: torch.device):
+    """An untrained ensemble with normalizers fitted to `buf` (the timing does not depend on
+    the weights), planned through by TS-inf with a generator on `device`."""
+    torch.manual_seed(0)
+    ens = GaussianEnsemble(buf.obs_dim + buf.action_dim, buf.obs_dim, setting.members,
+                           hidden=setting.net["hidden"], activation=setting.net["activation"])
+    ens.input_norm.fit(torch.as_tensor(np.concatenate([buf.obs, buf.action], 1)))
+    ens.output_norm.fit(torch.as_tensor(buf.next_obs - buf.obs))
+    return EnsembleDynamics(ens.to(device).eval(), "tsinf", setting.particles,
+                            generator=torch.Generator(device=device).manual_seed(0))
+
+
+def ensemble_gflop(setting: Setting, dynamics: EnsembleDynamics) -> tuple[float, list[int]]:
+    """GFLOP of one plan call through the ensemble (each row runs through one member) and
+    the shape [E, rows per member, h, h] of its hidden layers."""
+    ens = dynamics.ensemble
+    per_row = sum(2 * layer.weight[0].numel() for layer in [*ens.hidden_layers, ens.head])
+    rows = setting.num_sequences * setting.particles
+    gflop = rows * setting.horizon * setting.iterations * per_row / 1e9
+    h = setting.net["hidden"][0]
+    return gflop, [setting.members, rows // setting.members, h, h]
+
+
+def build(setting: Setting, dyn, rew, device: torch.device, compile: bool,
+          cuda_graph: bool = False):
     objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV),
                                compile=compile)
     spec = make_env(ENV)[1]
@@ -104,7 +148,7 @@ def build(setting: Setting, dyn, rew, device: torch.device, compile: bool):
     planner = make_planner(setting.planner, objective, spec.action_low, spec.action_high,
                            setting.horizon, torch.Generator(device=device).manual_seed(0),
                            **options)
-    return planner
+    return GraphedPlanner(planner) if cuda_graph else planner
 
 
 def load_seed_reference(path: Path):
@@ -131,14 +175,18 @@ def seed_models(ref, buf: ReplayBuffer, dyn, rew):
     return models, scalers
 
 
-def bench_setting(setting, buf, device, calls, warmup, ref, compile) -> dict:
-    dyn, rew = fitted_models(buf, setting.net)
+def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=False) -> dict:
+    dyn, rew = fitted_models(buf, setting.net if not setting.members else SEED_NET)
     dyn.to(device).eval()
     rew.to(device).eval()
-    planner = build(setting, dyn, rew, device, compile)
+    planned = ensemble_dynamics(setting, buf, device) if setting.members else dyn
+    planner = build(setting, planned, rew, device, compile, cuda_graph)
     obs_np = buf.obs[0]
     agent = MPCAgent(planner, device)
     timed: dict[str, Callable[[], object]] = {"dynaplan": lambda: agent.act(obs_np)}
+    if cuda_graph:  # the same planner without the graph, side by side
+        eager = MPCAgent(build(setting, planned, rew, device, compile), device)
+        timed["eager"] = lambda: eager.act(obs_np)
     if ref is not None and setting.seed_planner:
         ref.HORIZON_LENGTH, ref.NUM_ACTIONS_SEQUENCES = setting.horizon, setting.num_sequences
         ref.CEM_OPTIMIZATION_ITERS = setting.iterations
@@ -157,10 +205,15 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile) -> dict:
             start = time.perf_counter()
             f()
             samples[name].append(1e3 * (time.perf_counter() - start))
-    rows = setting.num_sequences * setting.horizon * setting.iterations
-    net = FusedMLPs([dyn] + ([rew] if setting.learned_reward else []))  # for its shapes
-    gflop = rows * net.flops_per_row() / 1e9
-    h = net.ws[0].shape[1]
+    if setting.members:
+        gflop, layer_shape = ensemble_gflop(setting, planned)
+        hidden = list(setting.net["hidden"])
+    else:
+        rows = setting.num_sequences * setting.horizon * setting.iterations
+        net = FusedMLPs([dyn] + ([rew] if setting.learned_reward else []))  # for its shapes
+        gflop = rows * net.flops_per_row() / 1e9
+        layer_shape = [net.k, setting.num_sequences, net.ws[0].shape[1], net.ws[0].shape[2]]
+        hidden = list(dyn.net.hidden)
     out = {
         "setting": setting.name,
         "planner": setting.planner,
@@ -168,25 +221,29 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile) -> dict:
         "horizon": setting.horizon,
         "iterations": setting.iterations,
         "elites": setting.elites,
-        "networks": net.k,
-        "hidden": list(dyn.net.hidden),
+        "members": setting.members,
+        "particles": setting.particles,
+        "hidden": hidden,
         "ms_p50": float(np.median(samples["dynaplan"])),
         "ms_p99": float(np.percentile(samples["dynaplan"], 99)),
         "gflop_per_call": gflop,
-        "layer_shape": [net.k, setting.num_sequences, h, net.ws[0].shape[2]],
+        "layer_shape": layer_shape,
     }
     if "seed" in samples:
         out["seed_ms_p50"] = float(np.median(samples["seed"]))
         out["speedup_vs_seed"] = out["seed_ms_p50"] / out["ms_p50"]
+    if "eager" in samples:
+        out["eager_ms_p50"] = float(np.median(samples["eager"]))
+        out["speedup_vs_eager"] = out["eager_ms_p50"] / out["ms_p50"]
     return out
 
 
-def bench_loop(setting: Setting, buf, device, steps: int) -> float:
+def bench_loop(setting: Setting, buf, device, steps: int, cuda_graph: bool = False) -> float:
     """MPC environment steps per second (plan + env.step) on Pendulum-v1."""
     dyn, rew = fitted_models(buf, setting.net)
     dyn.to(device).eval()
     rew.to(device).eval()
-    planner = build(setting, dyn, rew, device, compile=False)
+    planner = build(setting, dyn, rew, device, compile=False, cuda_graph=cuda_graph)
     agent = MPCAgent(planner, device)
     env = make_env(ENV)[0]
     obs, _ = env.reset(seed=0)
@@ -218,21 +275,30 @@ def bench_fit(device, epochs: int, n: int = 20_000) -> dict:
 
 
 def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,
-              compile: bool, fit_epochs: int, loop_steps: int, echo=print) -> dict:
+              compile: bool, fit_epochs: int, loop_steps: int, echo=print,
+              settings: tuple[str, ...] | None = None, cuda_graph: bool = False) -> dict:
+    """All figures of `dynaplan bench`. settings: names from SETTINGS (default: all of
+    them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
+    time the plain planner beside it."""
+    if settings is None:
+        settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
     ref = load_seed_reference(seed_reference) if seed_reference else None
     buf = random_data(2000)
-    square = matmul_rate(2048, 2048, 2048, repeats=10)
+    size = 4096 if device.type == "cuda" else 2048
+    square = matmul_rate(size, size, size, repeats=10, device=device)
     results = []
     for setting in SETTINGS:
+        if setting.name not in settings:
+            continue
         echo(f"bench {setting.name} ...")
-        row = bench_setting(setting, buf, device, calls, warmup, ref, compile)
+        row = bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph)
         k, m, kk, nn_ = row["layer_shape"]
-        row["layer_gflops"] = matmul_rate(m, kk, nn_, batch=k)
+        row["layer_gflops"] = matmul_rate(m, kk, nn_, batch=k, device=device)
         row["floor_ms"] = 1e3 * row["gflop_per_call"] / max(square, row["layer_gflops"])
         row["ratio_to_floor"] = row["ms_p50"] / row["floor_ms"]
         results.append(row)
     echo("bench whole loop and fitting ...")
-    steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps)
+    steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps, cuda_graph)
     fit = bench_fit(device, fit_epochs)
     best = max([square] + [r["layer_gflops"] for r in results])
     fit["floor_s"] = fit["gflop_per_epoch"] / best
@@ -244,6 +310,7 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "cpu": platform.processor() or platform.machine(),
         "compile": compile,
+        "cuda_graph": cuda_graph,
         "calls": calls,
         "square_matmul_gflops": square,
         "settings": results,
@@ -254,7 +321,8 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
 
 def format_table(report: dict) -> str:
     lines = [f"dynaplan bench: torch {report['torch']}, {report['threads']} threads, "
-             f"{report['device']}, {report['date']}",
+             f"{report['device']}, {report['date']}"
+             + (", CUDA graphs" if report.get("cuda_graph") else ""),
              f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s",
              "| setting | ms p50 | ms p99 | GFLOP/call | layer GFLOP/s | floor ms | "
              "ratio to floor | seed ms p50 | speedup vs seed |",
@@ -265,6 +333,10 @@ def format_table(report: dict) -> str:
         lines.append(f"| {r['setting']} | {r['ms_p50']:.2f} | {r['ms_p99']:.2f} | "
                      f"{r['gflop_per_call']:.3f} | {r['layer_gflops']:.1f} | "
                      f"{r['floor_ms']:.2f} | {r['ratio_to_floor']:.2f} | {seed} |")
+    for r in report["settings"]:
+        if "eager_ms_p50" in r:
+            lines.append(f"{r['setting']}: without the CUDA graph {r['eager_ms_p50']:.2f} ms "
+                         f"p50, so the graph is {r['speedup_vs_eager']:.1f}x faster")
     fit = report["fit"]
     lines.append(f"MPC loop (setting a): {report['mpc_steps_per_s']:.1f} env steps/s")
     lines.append(f"fit: {fit['s_per_epoch']:.3f} s/epoch on {fit['transitions']} transitions, "

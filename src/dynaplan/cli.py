@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the seed's code to time side by side ('' to skip)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the planning network first")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="plan through CUDA graphs (a CUDA device), timed beside plain calls")
+    p.add_argument("--settings", nargs="+", metavar="NAME",
+                   help="settings to time: a_seed_cem b_seed_random c_pets_sized "
+                        "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
+                        "takes seconds per call)")
     p.add_argument("--fit-epochs", type=int, default=5, help="timed fitting epochs")
     p.add_argument("--loop-steps", type=int, default=200, help="timed MPC environment steps")
 
@@ -257,7 +263,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dynaplan.bench import format_table, run_bench, write_json
+    from dynaplan.bench import SETTINGS, format_table, run_bench, write_json
     from dynaplan.build import resolve_device
 
     for name in ("calls", "fit_epochs", "loop_steps"):
@@ -268,8 +274,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ref = Path(args.seed_reference) if args.seed_reference else None
     if ref is not None and not ref.is_file():
         raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
-    report = run_bench(resolve_device(args.device), args.calls, args.warmup, ref, args.compile,
-                       args.fit_epochs, args.loop_steps, echo=_echo(False))
+    device = resolve_device(args.device)
+    if args.cuda_graph and device.type != "cuda":
+        raise ConfigError(f"--cuda-graph needs a CUDA device; this bench runs on {device}")
+    settings = None if args.settings is None else tuple(args.settings)
+    names = [s.name for s in SETTINGS]
+    for name in settings or ():
+        if name not in names:
+            raise ConfigError(f"unknown bench setting {name!r} (choose from {', '.join(names)})")
+    report = run_bench(device, args.calls, args.warmup, ref, args.compile, args.fit_epochs,
+                       args.loop_steps, echo=_echo(False), settings=settings,
+                       cuda_graph=args.cuda_graph)
     print(format_table(report))
     if args.json:
         write_json(report, Path(args.json))
