@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from conftest import TINY
 
 from dynaplan.cli import main
@@ -64,3 +65,19 @@ def test_cli_refuses_a_preset_without_settings_in_one_line(capsys):
     assert main(["train", "--preset", "pets", "--env", "CartPole-v1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "preset pets has no settings for CartPole-v1" in err[0]
+
+
+def test_return_mean_switch_reaches_cem_and_is_refused_by_mppi():
+    from dynaplan.build import build_planner
+    from dynaplan.envs import make_env
+
+    spec = make_env("Pendulum-v1")[1]
+    gen = torch.Generator()
+    for value, expected in (("on", True), ("off", False), (None, False)):
+        config = config_from_values({"planner": "cem", "return-mean": value, "device": "cpu"})
+        assert build_planner(config, None, spec, gen).return_mean is expected
+    config = config_from_values({"planner": "mppi", "return-mean": "on", "device": "cpu"})
+    with pytest.raises(ConfigError, match="has no option"):
+        build_planner(config, None, spec, gen)
+    with pytest.raises(ConfigError, match="return_mean must be one of off, on"):
+        config_from_values({"return-mean": "yes"})

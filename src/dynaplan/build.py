@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dynaplan.config import PLANNER_OPTIONS, TrainConfig
+from dynaplan.config import PLANNER_OPTIONS, SWITCH_OPTIONS, TrainConfig
 from dynaplan.envs import EnvSpec, known_reward, known_termination
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, RewardModel
@@ -100,8 +100,9 @@ def build_planner(
     if config.planner in ("cem", "icem"):
         options["num_elites"] = config.num_elites
     for name in PLANNER_OPTIONS:  # only the options the user set; make_planner refuses
-        if getattr(config, name) is not None:  # one the chosen planner does not take
-            options[name] = getattr(config, name)
+        value = getattr(config, name)  # one the chosen planner does not take
+        if value is not None:
+            options[name] = value == "on" if name in SWITCH_OPTIONS else value
     planner = make_planner(
         config.planner,
         objective,

@@ -21,8 +21,9 @@ SAMPLINGS = ("clip", "truncnorm")
 WARM_STARTS = ("auto", "on", "off")
 SWITCHES = ("off", "on")
 # planner options whose default (None) means "the chosen planner's own default"
-PLANNER_OPTIONS = ("alpha", "init_std", "sampling", "beta", "keep_fraction", "decay",
-                   "temperature", "noise_std", "smoothing")
+PLANNER_OPTIONS = ("alpha", "init_std", "sampling", "return_mean", "beta", "keep_fraction",
+                   "decay", "temperature", "noise_std", "smoothing")
+SWITCH_OPTIONS = ("return_mean",)  # planner options given as off/on, passed as bool
 DEVICES = ("auto", "cpu", "cuda")
 REWARDS = ("learned", "known")
 DYNAMICS = ("mlp", "ensemble")
@@ -61,6 +62,8 @@ class TrainConfig:
         type=float)
     sampling: str | None = _f(None, "cem/icem/mppi: clip samples to the bounds or truncnorm",
                               type=str, choices=SAMPLINGS)
+    return_mean: str | None = _f(None, "cem: act on the final mean (PETS) instead of the best "
+                                 "sample (the seed)", type=str, choices=SWITCHES)
     beta: float | None = _f(None, "icem colored-noise exponent (0 white, 2 smooth)", type=float)
     keep_fraction: float | None = _f(None, "icem share of elites kept between iterations",
                                      type=float)
@@ -139,7 +142,7 @@ class TrainConfig:
             raise ConfigError(f"env must be a non-empty string, got {self.env!r}")
         for name in PLANNER_OPTIONS:
             value = getattr(self, name)
-            if value is None or name == "sampling":
+            if value is None or name == "sampling" or name in SWITCH_OPTIONS:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
