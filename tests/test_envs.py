@@ -84,3 +84,22 @@ def test_known_reward_missing_is_an_error():
     assert "HalfCheetah-v5" in gym.registry
     with pytest.raises(ConfigError, match="no known reward"):
         known_reward("HalfCheetah-v5")
+
+
+def test_shaped_inverted_pendulum_reward_ranks_margins_and_is_zero_after_a_fall():
+    from dynaplan.envs import planning_reward
+
+    shaped = planning_reward("InvertedPendulum-v5", "shaped")
+    obs, action, nxt, reward, term = random_transitions("InvertedPendulum-v5")
+    r, dead = shaped(obs, action, nxt), term.bool()
+    assert dead.any() and (~dead).any()
+    assert torch.all(r <= reward + 1e-6)  # never above the environment's reward
+    assert torch.all(r[dead] == 0) and torch.all(r[~dead] >= 0.25)
+    zero = torch.zeros(1, 4)
+    centered = shaped(zero, torch.zeros(1, 1), zero)
+    tilted = shaped(zero, torch.zeros(1, 1), torch.tensor([[0.0, 0.1, 0.0, 0.0]]))
+    drifted = shaped(zero, torch.zeros(1, 1), torch.tensor([[0.8, 0.0, 0.0, 0.0]]))
+    assert centered.item() == 1.0 and tilted.item() < 1.0 and drifted.item() < 1.0
+    assert planning_reward("InvertedPendulum-v5", "known") is known_reward("InvertedPendulum-v5")
+    with pytest.raises(ConfigError, match="no shaped reward for 'Pendulum-v1'"):
+        planning_reward("Pendulum-v1", "shaped")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from dynaplan.config import PLANNER_OPTIONS, SWITCH_OPTIONS, TrainConfig
-from dynaplan.envs import EnvSpec, known_reward, known_termination
+from dynaplan.envs import EnvSpec, known_termination, planning_reward
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, RewardModel
 from dynaplan.models.ensemble import GaussianEnsemble
@@ -69,7 +69,10 @@ def build_objective(
     returns at the env's known termination with `termination: known`. An ensemble plans
     through EnsembleDynamics, whose member draws and state noise come from `generator`
     (required then; on the CPU or the models' device, which keeps a plan call on a GPU)."""
-    reward_fn = known_reward(config.env) if config.reward == "known" else reward
+    if config.reward == "learned":
+        reward_fn = reward
+    else:
+        reward_fn = planning_reward(config.env, config.reward)
     termination = known_termination(config.env) if config.termination == "known" else None
     if config.termination == "known" and termination is None:
         raise ConfigError(f"{config.env} has no known termination")

@@ -25,7 +25,7 @@ PLANNER_OPTIONS = ("alpha", "init_std", "sampling", "return_mean", "beta", "keep
                    "decay", "temperature", "noise_std", "smoothing")
 SWITCH_OPTIONS = ("return_mean",)  # planner options given as off/on, passed as bool
 DEVICES = ("auto", "cpu", "cuda")
-REWARDS = ("learned", "known")
+REWARDS = ("learned", "known", "shaped")
 DYNAMICS = ("mlp", "ensemble")
 # ensemble propagation modes (models/propagation.py, Chua et al. 2018 sec. 5)
 PROPAGATIONS = ("ts1", "tsinf", "expectation")
@@ -80,8 +80,8 @@ class TrainConfig:
     lr: float = _f(3e-4, "Adam learning rate of the dynamics and the reward model")
     valid_fraction: float = _f(0.2, "share of transitions held out for validation loss")
     input_noise: float = _f(0.001, "std of Gaussian noise added to normalized model inputs")
-    reward: str = _f("learned", "plan with the learned reward model or the env's known reward",
-                     choices=REWARDS)
+    reward: str = _f("learned", "plan with the learned reward model, the env's known reward "
+                     "or a shaped planning reward (envs/rewards.py)", choices=REWARDS)
     termination: str = _f("none", "stop predicted returns at the env's known termination "
                           "(known) or never (none)", choices=TERMINATIONS)
     dynamics: str = _f("mlp", "dynamics model: the seed's deterministic MLP or a PETS "

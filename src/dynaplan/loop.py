@@ -47,7 +47,7 @@ from dynaplan.checkpoint import (
 )
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
-from dynaplan.envs import known_reward, make_env
+from dynaplan.envs import make_env, planning_reward
 from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.evaluate import load_run_config
 from dynaplan.interrupt import RunInterrupted, StopSignals
@@ -167,8 +167,8 @@ class _Run:
         self.device = resolve_device(config.device)
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
-        if config.reward == "known":
-            known_reward(config.env)  # refuse before anything is written
+        if config.reward != "learned":
+            planning_reward(config.env, config.reward)  # refuse before anything is written
         # (a known termination is checked by TrainConfig itself)
         self.env, self.spec = make_env(config.env, render=config.video_every > 0)
         self.eval_envs = [make_env(config.env)[0] for _ in range(config.eval_episodes)]

@@ -132,13 +132,14 @@ def _describe(point: dict[str, Any]) -> str:
 def check_environments(trials: list[Trial]) -> None:
     """Create each environment once (and look up known rewards), so a bad env id or a
     missing package is refused before any trial starts."""
-    from dynaplan.envs import known_reward, make_env
+    from dynaplan.envs import make_env, planning_reward
 
     for env_id in dict.fromkeys(t.config.env for t in trials):
         env, _ = make_env(env_id)
         env.close()
-    for env_id in {t.config.env for t in trials if t.config.reward == "known"}:
-        known_reward(env_id)
+    for trial in trials:
+        if trial.config.reward != "learned":
+            planning_reward(trial.config.env, trial.config.reward)
 
 
 # -- which trials are left -----------------------------------------------------------------
