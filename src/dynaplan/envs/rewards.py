@@ -69,10 +69,11 @@ def inverted_pendulum_shaped_reward(
 
     The environment's reward is the same 1 for every step that keeps the pole up, so
     every candidate that survives the horizon ties and the planner's choice among them is
-    arbitrary: through the true simulator (copied state per rollout), CEM with H = 10
-    lets the cart drift into the end of its rail within 81-183 steps. The pole angle
-    term prefers sequences that keep a margin to the 0.2 rad termination, the cart term
-    prefers staying near the middle of the rail (|x| <= 1).
+    arbitrary: planning through the true simulator (benchmarks/ip_true_model.py), CEM
+    let the cart drift into the end of its rail after 81-137 steps at H = 10 and 356 at
+    H = 30; with this reward at H = 30 it balanced all 1000. The pole angle term prefers
+    sequences that keep a margin to the 0.2 rad termination, the cart term staying near
+    the middle of the rail (|x| <= 1).
     """
     upright = (~inverted_pendulum_termination(obs, action, next_obs)).to(action.dtype)
     angle, position = next_obs[..., 1] / 0.2, next_obs[..., 0]
