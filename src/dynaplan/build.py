@@ -65,7 +65,8 @@ def build_objective(
     reward: RewardModel,
     generator: torch.Generator | None = None,
 ) -> ModelObjective:
-    """Plan with the learned reward model or, with `reward: known`, the env's own; stop
+    """Plan with the learned reward model or, with `reward: known` or `shaped`, the env's
+    own reward or our planning reward for it (envs/rewards.py); stop
     returns at the env's known termination with `termination: known`. An ensemble plans
     through EnsembleDynamics, whose member draws and state noise come from `generator`
     (required then; on the CPU or the models' device, which keeps a plan call on a GPU)."""

@@ -26,7 +26,7 @@ _ENVS: dict[str, dict[str, Any]] = {
                         horizon=15, reward="known", epochs=40),
     # its own reward (1 per upright step) ties every candidate that survives the horizon,
     # and the cart drifts into the end of its rail even when planning through the true
-    # simulator (H 10: 81-183 of 300 steps; H 30: 356 of 1000); the shaped planning reward
+    # simulator (H 10: 81-137 of 300 steps; H 30: 356 of 1000); the shaped planning reward
     # with H 30 balanced 1000 of 1000 there (benchmarks/ip_true_model.py, BENCHMARKS.md 4)
     "InvertedPendulum-v5": dict(random_trajectories=5, steps_per_iteration=200, iterations=6,
                                 horizon=30, reward="shaped", termination="known", epochs=40),
