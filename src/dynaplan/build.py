@@ -66,8 +66,8 @@ def build_objective(
     generator: torch.Generator | None = None,
 ) -> ModelObjective:
     """Plan with the learned reward model or, with `reward: known` or `shaped`, the env's
-    own reward or our planning reward for it (envs/rewards.py); stop
-    returns at the env's known termination with `termination: known`. An ensemble plans
+    own reward or our planning reward for it (envs/rewards.py); stop returns at the
+    env's known termination with `termination: known`. An ensemble plans
     through EnsembleDynamics, whose member draws and state noise come from `generator`
     (required then; on the CPU or the models' device, which keeps a plan call on a GPU)."""
     if config.reward == "learned":
