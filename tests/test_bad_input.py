@@ -32,7 +32,7 @@ def run_bad(args, capsys):
         (["--lr", "0"], "lr must be positive"),
         (["--horizon", "2.5"], "invalid int value"),
         (["--planner", "dreamer"], "invalid choice"),
-        (["--reward", "known", "--env", "HalfCheetah-v5"], "no known reward"),
+        (["--reward", "known", "--env", "Swimmer-v5"], "no known reward"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--cuda-graph", "on"], "cuda_graph on needs a CUDA device"),
     ],

@@ -81,9 +81,23 @@ def test_discrete_action_space_is_refused():
 
 
 def test_known_reward_missing_is_an_error():
-    assert "HalfCheetah-v5" in gym.registry
+    assert "Swimmer-v5" in gym.registry
     with pytest.raises(ConfigError, match="no known reward"):
-        known_reward("HalfCheetah-v5")
+        known_reward("Swimmer-v5")
+
+
+def test_half_cheetah_observation_ends_with_the_step_x_velocity():
+    available("HalfCheetah-v5")
+    env, spec = make_env("HalfCheetah-v5")
+    assert spec.obs_dim == 18 and env.observation_space.shape == (18,)
+    obs, _ = env.reset(seed=3)
+    assert obs.shape == (18,) and obs[-1] == 0.0
+    x0 = env.unwrapped.data.qpos[0]
+    nxt, _, _, _, info = env.step(env.action_space.sample())
+    x1 = env.unwrapped.data.qpos[0]
+    assert nxt[-1] == info["x_velocity"]
+    assert np.isclose(nxt[-1], (x1 - x0) / env.unwrapped.dt)
+    assert env.observation_space.contains(nxt)
 
 
 def test_shaped_inverted_pendulum_reward_ranks_margins_and_is_zero_after_a_fall():

@@ -1,7 +1,9 @@
 """Create a gymnasium environment by id and describe it (dims and action bounds).
 
 Any environment with Box observation and action spaces works. A bad id or a space
-dynaplan cannot plan in becomes a `ConfigError` with one line (and close names).
+dynaplan cannot plan in becomes a `ConfigError` with one line (and close names). Some
+environments get an observation wrapper (envs/wrappers.py: HalfCheetah-v5 gains its x
+velocity as a last entry, so its reward is known).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from dynaplan.envs.wrappers import OBSERVATION_WRAPPERS
 from dynaplan.errors import ConfigError
 
 # Render without a display (pygame for classic control, EGL/OSMesa for MuJoCo).
@@ -46,6 +49,8 @@ def make_env(env_id: str, render: bool = False) -> tuple[gym.Env, EnvSpec]:
         raise ConfigError(f"environment {env_id!r} needs a missing package: {exc}") from None
     except Exception as exc:
         raise ConfigError(f"environment {env_id!r} could not be created: {exc}") from None
+    if env_id in OBSERVATION_WRAPPERS:
+        env = OBSERVATION_WRAPPERS[env_id](env)
     obs_space, act_space = env.observation_space, env.action_space
     if not isinstance(act_space, gym.spaces.Box):
         env.close()

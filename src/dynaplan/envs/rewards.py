@@ -51,13 +51,20 @@ def inverted_pendulum_reward(
     return (~inverted_pendulum_termination(obs, action, next_obs)).to(action.dtype)
 
 
+def half_cheetah_reward(
+    obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+) -> torch.Tensor:
+    """HalfCheetah-v5: the step's forward x velocity less 0.1 |a|^2. The velocity is the
+    last observation entry that dynaplan's make_env appends (envs/wrappers.py)."""
+    return next_obs[..., -1] - 0.1 * (action**2).sum(dim=-1)
+
+
 KNOWN_REWARDS: dict[str, RewardFn] = {
     "Pendulum-v1": pendulum_reward,
     "MountainCarContinuous-v0": mountain_car_continuous_reward,
     "InvertedPendulum-v5": inverted_pendulum_reward,
+    "HalfCheetah-v5": half_cheetah_reward,
 }
-# HalfCheetah-v5 has none here: its reward uses the x position, which its observation
-# leaves out, so it cannot be computed exactly from (obs, action, next_obs).
 
 
 def inverted_pendulum_shaped_reward(
