@@ -1,0 +1,96 @@
+"""ModelObjective's fast paths return what a plain step-by-step rollout returns: the seed's
+joint rollout (heads applied in place), a fused dynamics network with a known reward
+evaluated once over all steps, and a known termination applied after the loop."""
+
+import pytest
+import torch
+
+from dynaplan.models import DynamicsModel, RewardModel
+from dynaplan.planners import ModelObjective
+
+
+def _bn_models(obs_dim=3, act_dim=1, **net):
+    """Models with non-trivial normalizers and BatchNorm statistics (eval mode)."""
+    torch.manual_seed(0)
+    dyn, rew = DynamicsModel(obs_dim, act_dim, **net), RewardModel(obs_dim, act_dim, **net)
+    x = torch.randn(256, obs_dim + act_dim) * 2 + 0.5
+    for m, y in ((dyn, torch.randn(256, obs_dim) * 0.3), (rew, torch.randn(256, 1) * 4 - 2)):
+        m.input_norm.fit(x)
+        m.output_norm.fit(y)
+        m.train()
+        with torch.no_grad():
+            for _ in range(3):  # BatchNorm running statistics away from 0 / 1
+                m.net(m.input_norm.normalize(x) * 1.5 + 0.2)
+        m.eval()
+    return dyn, rew
+
+
+def reference(dynamics, reward, termination, obs, actions):
+    """The definition: s_{t+1} = f(s_t, a_t), r_t counted until (and including) the
+    first predicted termination, summed over the horizon."""
+    B, N, H, A = actions.shape
+    state = obs[:, None].expand(B, N, obs.shape[-1]).reshape(B * N, -1)
+    flat = actions.reshape(B * N, H, A)
+    total = torch.zeros(B * N)
+    alive = torch.ones(B * N, dtype=torch.bool)
+    with torch.no_grad():
+        for t in range(H):
+            nxt = dynamics(state, flat[:, t])
+            r = reward(state, flat[:, t], nxt)
+            total += torch.where(alive, r, torch.zeros_like(r))
+            if termination is not None:
+                alive &= ~termination(state, flat[:, t], nxt)
+            state = nxt
+    return total.view(B, N)
+
+
+def known_reward(obs, action, next_obs):
+    return -(obs**2).sum(-1) - 0.1 * action[..., 0] ** 2 + 0.5 * next_obs[..., 0]
+
+
+def leaves_box(obs, action, next_obs):
+    return next_obs[..., 1].abs() > 1.0
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_joint_rollout_equals_the_step_by_step_definition(fused):
+    dyn, rew = _bn_models()
+    obs = torch.randn(2, 3)
+    actions = torch.rand(2, 16, 7, 1) * 4 - 2
+    got = ModelObjective(dyn, rew, fused=fused)(obs, actions)
+    want = reference(dyn, rew, None, obs, actions)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("termination", [None, leaves_box])
+@pytest.mark.parametrize("activation", ["relu", "silu"])
+def test_known_reward_over_all_steps_equals_the_definition(termination, activation):
+    dyn, _ = _bn_models(hidden=(32, 32, 32), batch_norm=False, activation=activation)
+    obs = torch.randn(3, 3)
+    actions = torch.rand(3, 20, 9, 1) * 4 - 2
+    want = reference(dyn, known_reward, termination, obs, actions)
+    for fused in (True, False):
+        got = ModelObjective(dyn, known_reward, termination, fused=fused)(obs, actions)
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+    if termination is not None:  # some sequences do stop early
+        assert (reference(dyn, known_reward, None, obs, actions) != want).any()
+
+
+def test_learned_reward_with_termination_equals_the_definition():
+    dyn, rew = _bn_models()
+    obs = torch.randn(2, 3) * 0.3
+    actions = torch.rand(2, 12, 6, 1) * 4 - 2
+    want = reference(dyn, rew, leaves_box, obs, actions)
+    got = ModelObjective(dyn, rew, leaves_box)(obs, actions)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_joint_rollout_reuses_its_buffers_and_leaves_inputs_alone():
+    dyn, rew = _bn_models()
+    objective = ModelObjective(dyn, rew)
+    obs, actions = torch.randn(1, 3), torch.rand(1, 10, 5, 1)
+    obs_copy, actions_copy = obs.clone(), actions.clone()
+    first = objective(obs, actions).clone()
+    again = objective(obs, actions)
+    assert torch.equal(first, again)
+    assert torch.equal(obs, obs_copy) and torch.equal(actions, actions_copy)
