@@ -79,8 +79,8 @@ class Planner(ABC):
         normal noise [B, N, H, A]: "clip" clamps mean + std * noise to the bounds (the
         seed's CEM; mass piles up on the bounds), "truncnorm" samples the Gaussian
         truncated to the bounds (noise.truncated_normal)."""
-        if sampling == "clip":
-            return torch.clamp(mean[:, None] + std[:, None] * noise, self.low, self.high)
+        if sampling == "clip":  # two kernels: mean + std * noise, clamped in place
+            return torch.addcmul(mean[:, None], std[:, None], noise).clamp_(self.low, self.high)
         return truncated_normal(mean[:, None], std[:, None], noise, self.low, self.high)
 
     def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -81,7 +81,8 @@ class CEMPlanner(Planner):
         shape = (batch, self.horizon, self.action_dim)
         if init_mean is None and self.init_std is None:  # the seed's init
             init = self.uniform(batch, self.num_sequences)
-            return init.mean(dim=1), init.std(dim=1, correction=0)
+            std, mean = torch.std_mean(init, dim=1, correction=0)
+            return mean, std
         mean = self.center.expand(shape) if init_mean is None else init_mean
         if self.init_std is None:
             std = (self.high - self.low) / math.sqrt(12.0)
@@ -93,7 +94,7 @@ class CEMPlanner(Planner):
         self, mean: torch.Tensor, std: torch.Tensor, elites: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fit mean, std [B, H, A] to elites [B, K, H, A] (ddof 0), with momentum alpha."""
-        new_mean, new_std = elites.mean(dim=1), elites.std(dim=1, correction=0)
+        new_std, new_mean = torch.std_mean(elites, dim=1, correction=0)  # one kernel
         if self.alpha == 0.0:
             return new_mean, new_std
         a = self.alpha
