@@ -2,11 +2,12 @@
 equals the modules it was folded from; fitting uses every row and survives tiny batches."""
 
 import numpy as np
+import pytest
 import torch
 
 from dynaplan.data import ReplayBuffer
 from dynaplan.models import DynamicsModel, ModelFitter, Normalizer, RewardModel
-from dynaplan.models.fit import minibatches
+from dynaplan.models.fit import VALID_CHUNK, _adam, minibatches
 from dynaplan.models.fused import FusedMLPs
 from dynaplan.planners import ModelObjective
 
@@ -103,3 +104,35 @@ def test_seed_defaults_train_below_2500_transitions():
     # 2001 training rows, batch 2000: the one-row tail must not crash BatchNorm
     buf = linear_buffer(2502)
     fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator())
+
+
+
+def test_chunked_validation_loss_equals_the_whole_split(monkeypatch):
+    import dynaplan.models.fit as fit_module
+
+    torch.manual_seed(0)
+    net = DynamicsModel(2, 1).net.eval()
+    x, y = torch.randn(2500, 3), torch.randn(2500, 2)
+    rows = torch.randperm(2500)[:2100]
+    with torch.no_grad():
+        want = torch.mean((net(x[rows]) - y[rows]) ** 2).item()
+    monkeypatch.setattr(fit_module, "VALID_CHUNK", 500)  # 5 chunks, the last of 100 rows
+    assert fit_module._mse(net, x, y, rows) == pytest.approx(want, rel=1e-5)
+    assert VALID_CHUNK >= 2
+
+
+def test_fused_adam_steps_equal_the_default_adam():
+    torch.manual_seed(0)
+    a = DynamicsModel(2, 1)
+    b = DynamicsModel(2, 1)
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = _adam(a.parameters(), 1e-3), torch.optim.Adam(b.parameters(), lr=1e-3)
+    x, y = torch.randn(64, 3), torch.randn(64, 2)
+    for _ in range(5):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            torch.mean((model.net(x) - y) ** 2).backward()
+            opt.step()
+    with torch.no_grad():
+        assert torch.allclose(a.net(x), b.net(x), atol=1e-5)
+    assert opt_a.state_dict()["param_groups"][0]["lr"] == 1e-3
