@@ -271,9 +271,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive")
     if args.warmup < 0:
         raise ConfigError("--warmup must be >= 0")
-    ref = Path(args.seed_reference) if args.seed_reference else None
-    if ref is not None and not ref.is_file():
-        raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
     device = resolve_device(args.device)
     if args.cuda_graph and device.type != "cuda":
         raise ConfigError(f"--cuda-graph needs a CUDA device; this bench runs on {device}")
@@ -282,6 +279,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name in settings or ():
         if name not in names:
             raise ConfigError(f"unknown bench setting {name!r} (choose from {', '.join(names)})")
+    # the flags first, then the file: the default path is relative to the project folder
+    ref = Path(args.seed_reference) if args.seed_reference else None
+    if ref is not None and not ref.is_file():
+        raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
     report = run_bench(device, args.calls, args.warmup, ref, args.compile, args.fit_epochs,
                        args.loop_steps, echo=_echo(False), settings=settings,
                        cuda_graph=args.cuda_graph)
