@@ -99,10 +99,7 @@ class ModelObjective:
         if self._joint:
             out = self._dyn_net(x)  # type: ignore[misc]
             return state + out[0], out[1, :, 0]
-        if self._dyn_net is not None:
-            next_state = state + self._dyn_net(x)[0]
-        else:
-            next_state = self.dynamics(state, action)
+        next_state = self._fused_next(state, action)
         if self._rew_net is not None:
             return next_state, self._rew_net(x)[0, :, 0]
         return next_state, self.reward(state, action, next_state)
@@ -135,8 +132,6 @@ class ModelObjective:
         if P > 1:
             actions = actions[:, :, None].expand(B, N, P, H, A)
         flat = actions.reshape(rows, H, A)
-        if self.fused and self._joint and self.termination is None:
-            return self._rollout_joint_compiled(state, flat).view(B, N)
         return self._rollout(state, flat).view(B, N, P).mean(dim=-1)
 
     def _rollout(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -208,21 +203,4 @@ class ModelObjective:
                 heads = h.unbind(0)
             x_state.addmm_(heads[0], w_state).add_(b_state)  # s_{t+1} = s_t + delta
             total.addmv_(heads[1], w_reward)
-        return total
-
-    def _rollout_joint_compiled(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The seed's case through the compiled network (`compile`): state [R, O],
-        actions [R, H, A] -> returns [R]."""
-        if not self._built:
-            self.refresh()
-        net = self._dyn_net
-        rows, obs_dim = state.shape
-        x = state.new_empty(rows, obs_dim + actions.shape[-1])  # [s, a] model input
-        x[:, :obs_dim] = state
-        total = state.new_zeros(rows)
-        for t in range(actions.shape[1]):
-            x[:, obs_dim:] = actions[:, t]
-            out = net(x)  # type: ignore[misc]  # [2, R, O]
-            total += out[1, :, 0]
-            x[:, :obs_dim] += out[0]
         return total
