@@ -15,20 +15,16 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dynaplan.agent import MPCAgent
-from dynaplan.build import build_models, build_objective, build_planner
-from dynaplan.checkpoint import load_models
 from dynaplan.envs import make_env
 from dynaplan.envs import rewards as reward_registry
 from dynaplan.envs.terminations import inverted_pendulum_termination
-from dynaplan.evaluate import load_run_config
+from dynaplan.evaluate import load_agent
 
 
 def shaped(weights: tuple[float, float, float], x_max: float):
@@ -42,9 +38,8 @@ def shaped(weights: tuple[float, float, float], x_max: float):
     return reward
 
 
-def model_error(run: Path, dynamics) -> None:
-    last = sorted((run / "checkpoints").glob("iter_*"))[-1]
-    data = np.load(last / "buffer.npz")
+def model_error(checkpoint: Path, dynamics) -> None:
+    data = np.load(checkpoint / "buffer.npz")
     obs, act, nxt = (torch.tensor(data[k]) for k in ("obs", "action", "next_obs"))
     with torch.no_grad():
         x = dynamics.input_norm.normalize(torch.cat([obs, act], -1))
@@ -54,7 +49,7 @@ def model_error(run: Path, dynamics) -> None:
     rail = (obs[:, 0].abs() > 0.95) | (nxt[:, 0].abs() > 0.95)
     rail = rail.numpy()
     fmt = lambda a: "[" + ", ".join(f"{v:.2g}" for v in a) + "]"  # noqa: E731
-    print(f"buffer {last.name}: {len(err)} rows, {rail.sum()} near the rail end")
+    print(f"buffer {checkpoint.name}: {len(err)} rows, {rail.sum()} near the rail end")
     print(f"  MSE per output [x, theta, x_dot, theta_dot], away from the rail end: "
           f"{fmt(err[~rail].mean(0))}")
     if rail.any():
@@ -70,18 +65,12 @@ def main() -> None:
     p.add_argument("--x-max", type=float, default=float("inf"))
     args = p.parse_args()
     torch.set_num_threads(1)
-    config = dataclasses.replace(load_run_config(args.run), **json.loads(args.override))
     weights = tuple(float(w) for w in args.weights.split(","))
     reward_registry.SHAPED_REWARDS["InvertedPendulum-v5"] = shaped(weights, args.x_max)
-    env, spec = make_env(config.env)
-    dynamics, reward = build_models(spec, torch.device("cpu"), config)
-    load_models(args.run / "checkpoints", dynamics, reward, print)
-    dynamics.eval()
-    model_error(args.run, dynamics)
-    objective = build_objective(config, dynamics, reward, torch.Generator().manual_seed(1))
-    objective.refresh()
-    agent = MPCAgent(build_planner(config, objective, spec, torch.Generator().manual_seed(0)),
-                     torch.device("cpu"))
+    run = load_agent(args.run, "cpu", seed=0, override=json.loads(args.override))
+    model_error(run.checkpoint.path, run.dynamics)
+    env, _ = make_env(run.config.env)
+    agent = run.agent
     for seed in args.reset_seeds:
         obs, _ = env.reset(seed=seed)
         agent.reset()

@@ -68,6 +68,28 @@ def test_eval_loads_the_checkpoint(run_dir, capsys):
     assert (run_dir / "videos" / "eval.mp4").stat().st_size > 0
 
 
+def test_eval_of_one_iterations_checkpoint(run_dir, capsys):
+    results = {}
+    for args in (["--iteration", "0"], ["--iteration", "1"], []):
+        assert main(["eval", str(run_dir), "--episodes", "2", *args]) == 0
+        results[tuple(args)] = json.loads(capsys.readouterr().out)
+    first, second, newest = results.values()
+    # the steps are the run's at the end of that iteration, as eval/return counts them
+    assert (first["checkpoint_iteration"], first["env_steps"]) == (0, 400)
+    assert (second["checkpoint_iteration"], second["env_steps"]) == (1, 600)
+    assert second["returns"] == newest["returns"]  # the newest checkpoint is iteration 1
+    assert first["returns"] != second["returns"]  # other models, other episodes
+
+
+def test_eval_of_an_iteration_that_is_not_kept(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--iteration", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "no checkpoint of iteration 7" in err and "(kept: 0, 1;" in err
+    assert main(["eval", str(run_dir), "--iteration", "-1"]) == 2
+    assert "--iteration must be 0 or more" in capsys.readouterr().err
+
+
 def test_plot_redraws_figures(run_dir, tmp_path, capsys):
     second = tmp_path / "second"
     shutil.copytree(run_dir, second)

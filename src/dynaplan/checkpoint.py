@@ -235,16 +235,28 @@ def load_models(
     dynamics: nn.Module,
     reward: nn.Module,
     warn: Callable[[str], object] | None = None,
-) -> int:
-    """Load the newest readable checkpoint's weights and normalizers into the models, in
-    place; return the iteration it was written after."""
-    checkpoint = load_latest(folder, warn)
-    if checkpoint is None:
-        raise ConfigError(f"no checkpoint in {folder}")
+    iteration: int | None = None,
+) -> Checkpoint:
+    """Load a checkpoint's weights and normalizers into the models, in place, and return
+    the checkpoint: the newest readable one, or with `iteration` the one written after
+    that iteration (it must still be kept)."""
+    if iteration is None:
+        checkpoint = load_latest(folder, warn)
+        if checkpoint is None:
+            raise ConfigError(f"no checkpoint in {folder}")
+    else:
+        path = folder / checkpoint_name(iteration)
+        if not path.is_dir():
+            kept = [int(_NAME.match(p.name).group(1)) for p in list_checkpoints(folder)]
+            raise ConfigError(
+                f"no checkpoint of iteration {iteration} in {folder} (kept: "
+                f"{', '.join(map(str, kept)) or 'none'}; train with --keep-checkpoints K "
+                f"to keep more)")
+        checkpoint = read_checkpoint(path)
     try:
         dynamics.load_state_dict(checkpoint.tensors["dynamics"])
         reward.load_state_dict(checkpoint.tensors["reward"])
     except (KeyError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {checkpoint.path} does not fit the models: "
                               f"{_first_line(exc)}") from None
-    return checkpoint.iteration
+    return checkpoint

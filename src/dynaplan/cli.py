@@ -88,10 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comparison folder (default: runs/compare__<env>__<time>)")
 
     p = sub.add_parser("eval", help="act with a trained run's models and planner",
-                       description="Load a run's last checkpoint and run evaluation episodes.")
+                       description="Load a run's last checkpoint (or one iteration's) and "
+                                   "run evaluation episodes.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by dynaplan train")
     p.add_argument("--episodes", type=int, default=10, help="episodes on fixed reset seeds")
     p.add_argument("--video", action="store_true", help="save an mp4 of the first episode")
+    p.add_argument("--iteration", metavar="K", type=int,
+                   help="use the checkpoint written after iteration K (default: the newest); "
+                        "the result's env_steps are the run's steps at the end of K")
     p.add_argument("--seed", type=int, default=0, help="seed of the planner's sampling")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="torch device; auto picks cuda when available")
@@ -236,7 +240,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.episodes <= 0:
         raise ConfigError(f"--episodes must be positive, got {args.episodes}")
-    result = evaluate_run(Path(args.run_dir), args.episodes, args.video, args.seed, args.device)
+    if args.iteration is not None and args.iteration < 0:
+        raise ConfigError(f"--iteration must be 0 or more, got {args.iteration}")
+    result = evaluate_run(Path(args.run_dir), args.episodes, args.video, args.seed, args.device,
+                          args.iteration)
     print(json.dumps(result, indent=2))
     return 0
 

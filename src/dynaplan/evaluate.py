@@ -1,19 +1,22 @@
-"""`dynaplan eval`: load a run's last checkpoint and act with its planner."""
+"""`dynaplan eval`: load a run's checkpoint (the last, or one iteration's) and act with
+its planner."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from dynaplan.agent import MPCAgent
 from dynaplan.build import build_models, build_objective, build_planner, resolve_device
-from dynaplan.checkpoint import load_models
+from dynaplan.checkpoint import Checkpoint, load_models
 from dynaplan.config import TrainConfig
-from dynaplan.envs import make_env
+from dynaplan.envs import EnvSpec, make_env
 from dynaplan.errors import ConfigError
 from dynaplan.rollout import evaluate, warn_stderr
 from dynaplan.video import save_mp4
@@ -32,15 +35,39 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(data, source=str(path))
 
 
-def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: str) -> dict:
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run folder's models and planner, loaded from one of its checkpoints."""
+
+    config: TrainConfig
+    spec: EnvSpec
+    dynamics: nn.Module
+    reward: nn.Module
+    checkpoint: Checkpoint
+    agent: MPCAgent
+
+    @property
+    def env_steps(self) -> int | None:
+        """Environment steps of the run at the end of the checkpoint's iteration."""
+        rows = self.checkpoint.state.get("metrics") or []
+        steps = rows[-1].get("env_steps") if rows and isinstance(rows[-1], dict) else None
+        return int(steps) if isinstance(steps, (int, float)) else None
+
+
+def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
+               iteration: int | None = None, override: dict | None = None) -> LoadedRun:
+    """Build the run's models, load a checkpoint into them (the newest, or the one of
+    `iteration`) and wrap its planner in an agent. `override` replaces config options
+    (planner settings, for example) before anything is built."""
     config = load_run_config(run_dir)
+    if override:
+        config = dataclasses.replace(config, **override)
     dev = resolve_device(device)
     if dev.type != "cuda" and config.cuda_graph == "on":  # a GPU run evaluated elsewhere
         config = dataclasses.replace(config, cuda_graph="off", device=dev.type)
-    envs = [make_env(config.env, render=video and i == 0)[0] for i in range(episodes)]
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, dev, config)
-    iteration = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr)
+    checkpoint = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr, iteration)
     dynamics.eval()
     reward.eval()
     # an ensemble's particles draw from a generator of their own
@@ -49,12 +76,20 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
     objective.refresh()
     gen = torch.Generator(device=dev).manual_seed(seed)
     agent = MPCAgent(build_planner(config, objective, spec, gen), dev)
+    return LoadedRun(config, spec, dynamics, reward, checkpoint, agent)
+
+
+def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: str,
+                 iteration: int | None = None) -> dict:
+    loaded = load_agent(run_dir, device, seed, iteration)
+    envs = [make_env(loaded.config.env, render=video and i == 0)[0] for i in range(episodes)]
     frames: list[np.ndarray] | None = [] if video else None
-    returns = evaluate(envs, agent, frames)
-    p50, p99 = agent.latency_ms()
+    returns = evaluate(envs, loaded.agent, frames)
+    p50, p99 = loaded.agent.latency_ms()
     result = {
         "run_dir": str(run_dir),
-        "checkpoint_iteration": iteration,
+        "checkpoint_iteration": loaded.checkpoint.iteration,
+        "env_steps": loaded.env_steps,
         "episodes": episodes,
         "return_mean": float(np.mean(returns)),
         "return_min": float(np.min(returns)),
@@ -64,7 +99,8 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
         "plan_ms_p99": p99,
     }
     if frames:
-        path = save_mp4(frames, run_dir / "videos" / "eval.mp4",
+        name = "eval.mp4" if iteration is None else f"eval_iter{iteration}.mp4"
+        path = save_mp4(frames, run_dir / "videos" / name,
                         fps=envs[0].metadata.get("render_fps", 30))
         result["video"] = str(path)
     for env in envs:
