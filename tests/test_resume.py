@@ -175,6 +175,28 @@ def test_sigterm_during_a_checkpoint_write_lets_it_finish(tmp_path, monkeypatch,
     assert [r["iteration"] for r in metrics(run)] == ["0"]
 
 
+def test_a_second_signal_after_the_stop_message_is_ignored():
+    # the console script (cli.entry): a Ctrl-C and a SIGTERM that arrive once main has
+    # returned, here during interpreter shutdown, neither print a traceback after the
+    # one-line message nor change the exit status
+    script = (
+        "import atexit, os, signal, sys, time\n"
+        "import dynaplan.cli as cli\n"
+        "def late():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(0.2)\n"
+        "atexit.register(late)\n"
+        "def stopped():\n"
+        "    print('dynaplan: stopped by SIGINT', file=sys.stderr)\n"
+        "    return 130\n"
+        "cli.main = stopped\n"
+        "cli.entry()\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stderr) == (130, "dynaplan: stopped by SIGINT\n")
+
+
 # -- damaged and hostile checkpoints ---------------------------------------------------
 
 

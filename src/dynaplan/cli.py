@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from dynaplan.config import PLANNERS, TrainConfig, field_type, load_config_file
 from dynaplan.errors import ConfigError, TrainingError
-from dynaplan.interrupt import RunInterrupted
+from dynaplan.interrupt import SIGNALS, RunInterrupted
 from dynaplan.presets import config_from_values
 
 _TYPES = {int: int, float: float, str: str}
@@ -363,5 +364,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script: exit with main()'s status. Once main has returned, a further
+    SIGINT or SIGTERM (a second Ctrl-C, or `timeout` passing on a signal the process was
+    already sent) is ignored, so the exit prints no traceback after main's one-line
+    message; one that lands in main's own error handling counts as a plain interrupt."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
