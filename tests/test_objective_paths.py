@@ -94,3 +94,17 @@ def test_joint_rollout_reuses_its_buffers_and_leaves_inputs_alone():
     again = objective(obs, actions)
     assert torch.equal(first, again)
     assert torch.equal(obs, obs_copy) and torch.equal(actions, actions_copy)
+
+
+@pytest.mark.parametrize("reward", ["learned", "known"])
+def test_compiled_path_equals_the_definition(reward):
+    # `dynaplan bench --compile`: torch.compile of the fused networks and step on the CPU
+    pytest.importorskip("torch._inductor")
+    dyn, rew = _bn_models()
+    rew = rew if reward == "learned" else known_reward
+    obs = torch.randn(2, 3)
+    actions = torch.rand(2, 16, 7, 1) * 4 - 2
+    objective = ModelObjective(dyn, rew, compile=True)
+    want = reference(dyn, rew, None, obs, actions)
+    for _ in range(2):  # the first call compiles, the second runs the compiled code
+        assert torch.allclose(objective(obs, actions), want, rtol=1e-4, atol=1e-4)
