@@ -52,6 +52,11 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
     if ref:
         assert report["settings"][0]["speedup_vs_seed"] > 0
     assert report["mpc_steps_per_s"] > 0 and report["fit"]["ratio_to_floor"] > 0
+    # fitting the same two networks: 3x the forward FLOPs per training row, plus one
+    # forward pass over the validation rows per fit (here of 1 epoch)
+    fit, per_row = report["fit"], report["settings"][0]["gflop_per_call"] / (100 * 15 * 5)
+    assert (fit["train_rows"], fit["valid_rows"], fit["epochs_per_fit"]) == (16000, 4000, 1)
+    assert fit["gflop_per_epoch"] == pytest.approx((3 * 16000 + 4000) * per_row)
     assert "ratio to floor" in capsys.readouterr().out
 
 

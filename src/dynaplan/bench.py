@@ -256,22 +256,25 @@ def bench_loop(setting: Setting, buf, device, steps: int, cuda_graph: bool = Fal
     return steps / (time.perf_counter() - start)
 
 
-def bench_fit(device, epochs: int, n: int = 20_000) -> dict:
-    """Seconds per epoch fitting the seed's two models on `n` transitions (80% train)."""
+def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 3) -> dict:
+    """Seconds per epoch fitting the seed's two models on `n` transitions (80% train):
+    the median of `fits` fits of `epochs` epochs each, divided by `epochs`. A fit's own
+    work (normalizers, one validation pass) is shared by its epochs, as in a run (the
+    seed fits 50 epochs per iteration), and its FLOPs are counted in the floor."""
     buf = random_data(n)
     dyn, rew = fitted_models(buf, SEED_NET)
     dyn.to(device), rew.to(device)
-    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=1, batch_size=2000, input_noise=0.001)
+    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=epochs, batch_size=2000, input_noise=0.001)
     split = buf.split(0.2, np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
-    seconds = []
-    for _ in range(epochs):
-        seconds.append(fitter.fit(buf, split, gen).seconds)
-    # forward + backward ~ 3x the forward FLOPs, for both networks, per training row
+    seconds = [fitter.fit(buf, split, gen).seconds for _ in range(fits)]
+    # forward + backward ~ 3x the forward FLOPs per training row, for both networks, and
+    # one forward pass over the validation rows per fit
     fwd = FusedMLPs([dyn, rew]).flops_per_row()
-    return {"transitions": n, "train_rows": len(split.train),
-            "s_per_epoch": float(np.median(seconds)),
-            "gflop_per_epoch": 3 * fwd * len(split.train) / 1e9}
+    return {"transitions": n, "train_rows": len(split.train), "valid_rows": len(split.valid),
+            "epochs_per_fit": epochs, "fits": fits,
+            "s_per_epoch": float(np.median(seconds)) / epochs,
+            "gflop_per_epoch": (3 * len(split.train) + len(split.valid) / epochs) * fwd / 1e9}
 
 
 def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,

@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="settings to time: a_seed_cem b_seed_random c_pets_sized "
                         "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
                         "takes seconds per call)")
-    p.add_argument("--fit-epochs", type=int, default=5, help="timed fitting epochs")
+    p.add_argument("--fit-epochs", type=int, default=10,
+                   help="epochs per timed fit (3 fits; the seed fits 50 per iteration)")
     p.add_argument("--loop-steps", type=int, default=200, help="timed MPC environment steps")
 
     p = sub.add_parser("sweep", help="run a grid of train runs (envs x planners x seeds ...), "
