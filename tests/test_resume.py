@@ -160,6 +160,22 @@ def test_ctrl_c_mid_iteration_stops_with_a_resume_hint(reference, tmp_path, monk
     assert_same_run(run, reference)
 
 
+def test_ctrl_c_while_a_resumed_run_loads_names_its_checkpoint(reference, tmp_path,
+                                                              monkeypatch, capsys):
+    real = loop.restore
+
+    def restore_with_ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "restore", restore_with_ctrl_c)
+    run = copy_run(reference, tmp_path)
+    assert main(["train", *ARGS, "--iterations", "5", "--resume", str(run)]) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"dynaplan: stopped by SIGINT after iteration 3; resume with: dynaplan train "
+        f"--resume {run}")
+
+
 def test_sigterm_during_a_checkpoint_write_lets_it_finish(tmp_path, monkeypatch, capsys):
     real = loop.save_checkpoint
 

@@ -207,6 +207,9 @@ class _Run:
         self._session_start = time.perf_counter()
         self._wall_before = 0.0
         try:
+            # known before the checkpoint is restored, so that a stop while it loads
+            # names the iteration it resumes after, not "before the first checkpoint"
+            self.last_done = None if checkpoint is None else checkpoint.iteration
             with StopSignals() as signals:
                 self.signals = signals
                 self._start(checkpoint)
