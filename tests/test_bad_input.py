@@ -24,6 +24,7 @@ def run_bad(args, capsys):
         (["--env", "Pendulum-v9"], "unknown environment id 'Pendulum-v9' (did you mean"),
         (["--env", "CartPole-v1"], "Discrete action space"),
         (["--horizon", "0"], "horizon must be positive"),
+        (["--train-episode-steps", "0"], "train_episode_steps must be a positive integer"),
         (["--horizon", "-3"], "horizon must be positive"),
         (["--num-sequences", "0"], "num_sequences must be positive"),
         (["--iterations", "0"], "iterations must be positive"),

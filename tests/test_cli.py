@@ -68,6 +68,25 @@ def test_eval_loads_the_checkpoint(run_dir, capsys):
     assert (run_dir / "videos" / "eval.mp4").stat().st_size > 0
 
 
+def test_train_episode_steps_caps_training_episodes_only(tmp_path, monkeypatch):
+    import dynaplan.loop as loop
+
+    made = []
+    real = loop.make_env
+    monkeypatch.setattr(loop, "make_env", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--train-episode-steps", "30", "--steps-per-iteration", "45",
+                 "--eval-episodes", "1", "--out", str(run)]) == 0
+    with open(run / "episodes.csv", newline="") as fh:
+        lengths = [int(r["length"]) for r in csv.DictReader(fh)]
+    # Pendulum-v1 never terminates: every training episode is cut at 30 steps, and an
+    # iteration plays whole episodes until it has 45 steps
+    assert lengths == [30, 30, 30, 30]
+    assert [int(r["env_steps"]) for r in read_rows(run / "metrics.csv")] == [90, 150]
+    train_env, eval_env = (env for env, _ in made)
+    assert (train_env.spec.max_episode_steps, eval_env.spec.max_episode_steps) == (30, 200)
+
+
 def test_eval_of_one_iterations_checkpoint(run_dir, capsys):
     results = {}
     for args in (["--iteration", "0"], ["--iteration", "1"], []):

@@ -50,6 +50,10 @@ class TrainConfig:
         200, "environment steps collected with the planner per iteration (whole episodes)"
     )
     random_trajectories: int = _f(10, "random-action episodes collected before the first fit")
+    train_episode_steps: int | None = _f(
+        None, "end every training episode (random and planned) after at most N steps; "
+        "evaluation episodes keep the environment's own limit (default: the environment's "
+        "limit)", type=int)
     horizon: int = _f(15, "planning horizon H in steps")
     num_sequences: int = _f(100, "candidate action sequences N per planner iteration")
     cem_iterations: int = _f(5, "refinement iterations per plan call (cem, icem, mppi)")
@@ -120,6 +124,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        value = self.train_episode_steps
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value <= 0):
+            raise ConfigError(f"train_episode_steps must be a positive integer, got {value!r}")
         for name in ("eval_episodes", "video_every", "seed", "keep_members"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

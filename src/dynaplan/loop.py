@@ -170,7 +170,8 @@ class _Run:
         if config.reward != "learned":
             planning_reward(config.env, config.reward)  # refuse before anything is written
         # (a known termination is checked by TrainConfig itself)
-        self.env, self.spec = make_env(config.env, render=config.video_every > 0)
+        self.env, self.spec = make_env(config.env, render=config.video_every > 0,
+                                       max_episode_steps=config.train_episode_steps)
         self.eval_envs = [make_env(config.env)[0] for _ in range(config.eval_episodes)]
         self.dir = Path()
         self.last_done: int | None = None  # last checkpointed iteration

@@ -39,12 +39,16 @@ def _suggest(env_id: str) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
-def make_env(env_id: str, render: bool = False) -> tuple[gym.Env, EnvSpec]:
-    """Make `env_id`; with `render`, frames come from `env.render()` as RGB arrays."""
+def make_env(env_id: str, render: bool = False,
+             max_episode_steps: int | None = None) -> tuple[gym.Env, EnvSpec]:
+    """Make `env_id`; with `render`, frames come from `env.render()` as RGB arrays; with
+    `max_episode_steps`, episodes are truncated after that many steps instead of the
+    environment's own limit."""
     if env_id not in gym.registry:
         raise ConfigError(f"unknown environment id {env_id!r}{_suggest(env_id)}")
     try:
-        env = gym.make(env_id, render_mode="rgb_array" if render else None)
+        env = gym.make(env_id, render_mode="rgb_array" if render else None,
+                       max_episode_steps=max_episode_steps)
     except gym.error.DependencyNotInstalled as exc:
         raise ConfigError(f"environment {env_id!r} needs a missing package: {exc}") from None
     except Exception as exc:
