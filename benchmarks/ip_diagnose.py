@@ -61,12 +61,14 @@ def main() -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--reset-seeds", type=int, nargs="+", default=[100, 101, 102])
     p.add_argument("--override", default="{}", help="train options as JSON")
-    p.add_argument("--weights", default="0.4,0.5,0", help="shaped reward: angle,x,x_dot")
+    p.add_argument("--weights", help="replace the shaped reward by 1 - A (theta/0.2)^2 - "
+                   "X x^2 - V x_dot^2/4 while upright: A,X,V (default: dynaplan's own)")
     p.add_argument("--x-max", type=float, default=float("inf"))
     args = p.parse_args()
     torch.set_num_threads(1)
-    weights = tuple(float(w) for w in args.weights.split(","))
-    reward_registry.SHAPED_REWARDS["InvertedPendulum-v5"] = shaped(weights, args.x_max)
+    if args.weights is not None or args.x_max != float("inf"):
+        weights = tuple(float(w) for w in (args.weights or "0.4,1.5,0").split(","))
+        reward_registry.SHAPED_REWARDS["InvertedPendulum-v5"] = shaped(weights, args.x_max)
     run = load_agent(args.run, "cpu", seed=0, override=json.loads(args.override))
     model_error(run.checkpoint.path, run.dynamics)
     env, _ = make_env(run.config.env)
