@@ -64,8 +64,13 @@ _PETS_PAPER = dict(planner="cem", num_sequences=500, num_elites=50, cem_iteratio
 # per (preset, environment): values that win over both tables above
 _OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     # among tied candidates the mean of the final distribution is a calm action, an
-    # arbitrary best sample a violent one (InvertedPendulum, BENCHMARKS.md section 4)
-    ("pets", "InvertedPendulum-v5"): dict(return_mean="on"),
+    # arbitrary best sample a violent one; 100 x 3 samples let the cart drift into the end
+    # of its rail where 300 x 5 keep it near the middle (about 200 ms per plan call on one
+    # thread), and 200-step training episodes refit the model every ~200 steps instead of
+    # after each 1,000-step balanced episode (InvertedPendulum, BENCHMARKS.md section 4)
+    ("pets", "InvertedPendulum-v5"): dict(return_mean="on", num_sequences=300,
+                                          cem_iterations=5, train_episode_steps=200,
+                                          iterations=9),
 }
 
 
