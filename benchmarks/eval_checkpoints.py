@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from dynaplan.checkpoint import atomic_write
 
 
 def evaluate_one(run: str, iteration: int, episodes: int) -> dict:
@@ -44,12 +46,11 @@ def record(run: Path, result: dict) -> None:
             row["eval/return"] = result["return_mean"]
             row["eval/return_min"] = result["return_min"]
             row["eval/return_max"] = result["return_max"]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda fh: fh.write(text.getvalue().encode()))
 
 
 def main() -> None:
