@@ -1,12 +1,14 @@
 """`dynaplan bench` reports every figure, and its FLOP count matches the layer shapes."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from dynaplan.cli import main
+from dynaplan.matmul_floor import MIN_PROBE_GFLOP, MatmulProbe, square_probe
 from dynaplan.models import DynamicsModel, RewardModel
 from dynaplan.models.fused import FusedMLPs
 
@@ -44,8 +46,10 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
         "a_seed_cem", "b_seed_random", "c_pets_sized"]
     for s in report["settings"]:
         for key in ("ms_p50", "ms_p99", "gflop_per_call", "floor_ms", "ratio_to_floor",
-                    "layer_gflops"):
+                    "layer_gflops", "square_gflops"):
             assert s[key] > 0, key
+        best = max(s["layer_gflops"], s["square_gflops"])
+        assert s["floor_ms"] == pytest.approx(1e3 * s["gflop_per_call"] / best)
     # CEM over 100 x 15 x 5 rows of two 4-512-256-3 networks
     assert report["settings"][0]["gflop_per_call"] == pytest.approx(
         100 * 15 * 5 * 4 * (4 * 512 + 512 * 256 + 256 * 3) / 1e9)
@@ -57,6 +61,8 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
     fit, per_row = report["fit"], report["settings"][0]["gflop_per_call"] / (100 * 15 * 5)
     assert (fit["train_rows"], fit["valid_rows"], fit["epochs_per_fit"]) == (16000, 4000, 1)
     assert fit["gflop_per_epoch"] == pytest.approx((3 * 16000 + 4000) * per_row)
+    assert fit["floor_s"] == pytest.approx(
+        fit["gflop_per_epoch"] / max(fit["square_gflops"], fit["layer_gflops"]))
     assert "ratio to floor" in capsys.readouterr().out
 
 
@@ -81,3 +87,15 @@ def test_ensemble_setting_counts_one_member_per_row():
     per_row = 2 * (4 * 200 + 3 * 200 * 200 + 200 * 6)  # mean and log-variance heads: 2 x 3
     assert gflop == pytest.approx(500 * 20 * 30 * 5 * per_row / 1e9)
     assert shape == [5, 500 * 20 // 5, 200, 200]
+
+
+def test_matmul_probe_runs_enough_products_and_rates_by_the_median():
+    probe = MatmulProbe(100, 512, 256, batch=2)
+    one = 2 * 2 * 100 * 512 * 256 / 1e9
+    assert probe.inner == math.ceil(MIN_PROBE_GFLOP / one) and probe.gflop == pytest.approx(
+        probe.inner * one)
+    probe()
+    assert torch.equal(probe.out, torch.bmm(probe.a, probe.b))
+    # the median of the call times, so one slow call (a busy host) does not move it
+    assert probe.rate([0.001, 0.002, 5.0]) == pytest.approx(probe.gflop / 0.002)
+    assert square_probe("cpu").inner == 1

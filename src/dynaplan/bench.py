@@ -26,6 +26,7 @@ from dynaplan.agent import MPCAgent
 from dynaplan.data import ReplayBuffer
 from dynaplan.envs import known_reward, make_env
 from dynaplan.errors import ConfigError
+from dynaplan.matmul_floor import MatmulProbe, square_probe
 from dynaplan.models import DynamicsModel, ModelFitter, RewardModel
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.fused import FusedMLPs
@@ -64,35 +65,6 @@ SETTINGS = (
     Setting("d_pets_paper", "cem", 500, 30, 5, 50, PETS_NET, False, None, 5, 20),
 )
 CPU_SETTINGS = ("a_seed_cem", "b_seed_random", "c_pets_sized")  # the default off a GPU
-
-
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
-
-
-def matmul_rate(m: int, k: int, n: int, batch: int = 1, repeats: int = 30,
-                device: torch.device | str = "cpu") -> float:
-    """GFLOP/s of a float32 [batch, m, k] @ [batch, k, n] matmul on `device` (median of
-    repeats; on a GPU each repeat runs 10 products and waits for them)."""
-    a = torch.randn(batch, m, k, device=device)
-    b = torch.randn(batch, k, n, device=device)
-    inner = 10 if torch.device(device).type == "cuda" else 1
-
-    def run() -> None:
-        for _ in range(inner):
-            torch.bmm(a, b)
-        if inner > 1:
-            torch.cuda.synchronize()
-
-    for _ in range(3):
-        run()
-    ms = _median_ms(run, repeats) / inner
-    return 2 * batch * m * k * n / (ms * 1e-3) / 1e9
 
 
 def random_data(n_transitions: int, seed: int = 0) -> ReplayBuffer:
@@ -196,15 +168,6 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         env = make_env(ENV)[0]
         env.action_space.seed(0)
         timed["seed"] = lambda: fn(em, rm, obs_np, env.action_space.sample, scalers, "cpu")
-    for _ in range(warmup):
-        for f in timed.values():
-            f()
-    samples: dict[str, list[float]] = {k: [] for k in timed}
-    for _ in range(calls):  # interleaved, so both see the same machine load
-        for name, f in timed.items():
-            start = time.perf_counter()
-            f()
-            samples[name].append(1e3 * (time.perf_counter() - start))
     if setting.members:
         gflop, layer_shape = ensemble_gflop(setting, planned)
         hidden = list(setting.net["hidden"])
@@ -214,6 +177,20 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         gflop = rows * net.flops_per_row() / 1e9
         layer_shape = [net.k, setting.num_sequences, net.ws[0].shape[1], net.ws[0].shape[2]]
         hidden = list(dyn.net.hidden)
+    k, m, kk, n = layer_shape
+    probes = {"square": square_probe(device), "layer": MatmulProbe(m, kk, n, k, device)}
+    timed.update(probes)
+    for _ in range(warmup):
+        for f in timed.values():
+            f()
+    samples: dict[str, list[float]] = {k: [] for k in timed}
+    for _ in range(calls):  # interleaved, so all see the same machine load
+        for name, f in timed.items():
+            start = time.perf_counter()
+            f()
+            samples[name].append(time.perf_counter() - start)
+    square, layer = (probes[k].rate(samples[k]) for k in ("square", "layer"))
+    ms = {k: 1e3 * np.asarray(v) for k, v in samples.items()}
     out = {
         "setting": setting.name,
         "planner": setting.planner,
@@ -224,16 +201,20 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         "members": setting.members,
         "particles": setting.particles,
         "hidden": hidden,
-        "ms_p50": float(np.median(samples["dynaplan"])),
-        "ms_p99": float(np.percentile(samples["dynaplan"], 99)),
+        "ms_p50": float(np.median(ms["dynaplan"])),
+        "ms_p99": float(np.percentile(ms["dynaplan"], 99)),
         "gflop_per_call": gflop,
         "layer_shape": layer_shape,
+        "square_gflops": square,
+        "layer_gflops": layer,
+        "floor_ms": 1e3 * gflop / max(square, layer),
     }
+    out["ratio_to_floor"] = out["ms_p50"] / out["floor_ms"]
     if "seed" in samples:
-        out["seed_ms_p50"] = float(np.median(samples["seed"]))
+        out["seed_ms_p50"] = float(np.median(ms["seed"]))
         out["speedup_vs_seed"] = out["seed_ms_p50"] / out["ms_p50"]
     if "eager" in samples:
-        out["eager_ms_p50"] = float(np.median(samples["eager"]))
+        out["eager_ms_p50"] = float(np.median(ms["eager"]))
         out["speedup_vs_eager"] = out["eager_ms_p50"] / out["ms_p50"]
     return out
 
@@ -256,25 +237,51 @@ def bench_loop(setting: Setting, buf, device, steps: int, cuda_graph: bool = Fal
     return steps / (time.perf_counter() - start)
 
 
-def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 3) -> dict:
+def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fit: int = 3) -> dict:
     """Seconds per epoch fitting the seed's two models on `n` transitions (80% train):
     the median of `fits` fits of `epochs` epochs each, divided by `epochs`. A fit's own
     work (normalizers, one validation pass) is shared by its epochs, as in a run (the
-    seed fits 50 epochs per iteration), and its FLOPs are counted in the floor."""
+    seed fits 50 epochs per iteration), and its FLOPs are counted in the floor. Before
+    every fit and after the last, `probes_per_fit` calls each of the square probe and of
+    the fit's widest layer ([batch, 512] x [512, 256]) time the floor beside the fits."""
     buf = random_data(n)
     dyn, rew = fitted_models(buf, SEED_NET)
     dyn.to(device), rew.to(device)
-    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=epochs, batch_size=2000, input_noise=0.001)
+    batch_size = 2000
+    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=epochs, batch_size=batch_size,
+                         input_noise=0.001)
     split = buf.split(0.2, np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
-    seconds = [fitter.fit(buf, split, gen).seconds for _ in range(fits)]
+    hidden = FusedMLPs([dyn]).ws[0].shape[1:]
+    probes = {"square": square_probe(device),
+              "layer": MatmulProbe(batch_size, hidden[0], hidden[1], device=device)}
+    times: dict[str, list[float]] = {k: [] for k in probes}
+
+    def probe() -> None:
+        for _ in range(probes_per_fit):
+            for name, f in probes.items():
+                start = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - start)
+
+    seconds = []
+    for _ in range(fits):
+        probe()
+        seconds.append(fitter.fit(buf, split, gen).seconds)
+    probe()
     # forward + backward ~ 3x the forward FLOPs per training row, for both networks, and
     # one forward pass over the validation rows per fit
     fwd = FusedMLPs([dyn, rew]).flops_per_row()
-    return {"transitions": n, "train_rows": len(split.train), "valid_rows": len(split.valid),
-            "epochs_per_fit": epochs, "fits": fits,
-            "s_per_epoch": float(np.median(seconds)) / epochs,
-            "gflop_per_epoch": (3 * len(split.train) + len(split.valid) / epochs) * fwd / 1e9}
+    out = {"transitions": n, "train_rows": len(split.train), "valid_rows": len(split.valid),
+           "epochs_per_fit": epochs, "fits": fits,
+           "s_per_epoch": float(np.median(seconds)) / epochs,
+           "gflop_per_epoch": (3 * len(split.train) + len(split.valid) / epochs) * fwd / 1e9,
+           "square_gflops": probes["square"].rate(times["square"]),
+           "layer_gflops": probes["layer"].rate(times["layer"]),
+           "layer_shape": [1, batch_size, *hidden]}
+    out["floor_s"] = out["gflop_per_epoch"] / max(out["square_gflops"], out["layer_gflops"])
+    out["ratio_to_floor"] = out["s_per_epoch"] / out["floor_s"]
+    return out
 
 
 def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,
@@ -287,25 +294,16 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
     ref = load_seed_reference(seed_reference) if seed_reference else None
     buf = random_data(2000)
-    size = 4096 if device.type == "cuda" else 2048
-    square = matmul_rate(size, size, size, repeats=10, device=device)
     results = []
     for setting in SETTINGS:
         if setting.name not in settings:
             continue
         echo(f"bench {setting.name} ...")
-        row = bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph)
-        k, m, kk, nn_ = row["layer_shape"]
-        row["layer_gflops"] = matmul_rate(m, kk, nn_, batch=k, device=device)
-        row["floor_ms"] = 1e3 * row["gflop_per_call"] / max(square, row["layer_gflops"])
-        row["ratio_to_floor"] = row["ms_p50"] / row["floor_ms"]
-        results.append(row)
+        results.append(bench_setting(setting, buf, device, calls, warmup, ref, compile,
+                                     cuda_graph))
     echo("bench whole loop and fitting ...")
     steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps, cuda_graph)
     fit = bench_fit(device, fit_epochs)
-    best = max([square] + [r["layer_gflops"] for r in results])
-    fit["floor_s"] = fit["gflop_per_epoch"] / best
-    fit["ratio_to_floor"] = fit["s_per_epoch"] / fit["floor_s"]
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "torch": torch.__version__,
@@ -315,7 +313,9 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
         "compile": compile,
         "cuda_graph": cuda_graph,
         "calls": calls,
-        "square_matmul_gflops": square,
+        # the median of the square probes' rates beside each setting and the fits
+        "square_matmul_gflops": float(np.median(
+            [r["square_gflops"] for r in results] + [fit["square_gflops"]])),
         "settings": results,
         "mpc_steps_per_s": steps_per_s,
         "fit": fit,
@@ -326,15 +326,17 @@ def format_table(report: dict) -> str:
     lines = [f"dynaplan bench: torch {report['torch']}, {report['threads']} threads, "
              f"{report['device']}, {report['date']}"
              + (", CUDA graphs" if report.get("cuda_graph") else ""),
-             f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s",
-             "| setting | ms p50 | ms p99 | GFLOP/call | layer GFLOP/s | floor ms | "
-             "ratio to floor | seed ms p50 | speedup vs seed |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s (median); "
+             "both rates of each row timed between its plan calls",
+             "| setting | ms p50 | ms p99 | GFLOP/call | square GFLOP/s | layer GFLOP/s | "
+             "floor ms | ratio to floor | seed ms p50 | speedup vs seed |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["settings"]:
         seed = (f"{r['seed_ms_p50']:.1f} | {r['speedup_vs_seed']:.1f}x"
                 if "seed_ms_p50" in r else "- | -")
         lines.append(f"| {r['setting']} | {r['ms_p50']:.2f} | {r['ms_p99']:.2f} | "
-                     f"{r['gflop_per_call']:.3f} | {r['layer_gflops']:.1f} | "
+                     f"{r['gflop_per_call']:.3f} | {r['square_gflops']:.1f} | "
+                     f"{r['layer_gflops']:.1f} | "
                      f"{r['floor_ms']:.2f} | {r['ratio_to_floor']:.2f} | {seed} |")
     for r in report["settings"]:
         if "eager_ms_p50" in r:
@@ -343,7 +345,9 @@ def format_table(report: dict) -> str:
     fit = report["fit"]
     lines.append(f"MPC loop (setting a): {report['mpc_steps_per_s']:.1f} env steps/s")
     lines.append(f"fit: {fit['s_per_epoch']:.3f} s/epoch on {fit['transitions']} transitions, "
-                 f"floor {fit['floor_s']:.3f} s, ratio {fit['ratio_to_floor']:.2f}")
+                 f"floor {fit['floor_s']:.3f} s, ratio {fit['ratio_to_floor']:.2f} (square "
+                 f"{fit['square_gflops']:.1f}, layer {fit['layer_gflops']:.1f} GFLOP/s "
+                 "between the fits)")
     return "\n".join(lines)
 
 
