@@ -50,15 +50,16 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
             assert s[key] > 0, key
         best = max(s["layer_gflops"], s["square_gflops"])
         assert s["floor_ms"] == pytest.approx(1e3 * s["gflop_per_call"] / best)
-    # CEM over 100 x 15 x 5 rows of two 4-512-256-3 networks
+    # CEM over 100 x 15 x 5 rows of a 4-512-256-3 dynamics and a 4-512-256-1 reward network
+    dyn_row, rew_row = (2 * (4 * 512 + 512 * 256 + 256 * out) for out in (3, 1))
     assert report["settings"][0]["gflop_per_call"] == pytest.approx(
-        100 * 15 * 5 * 4 * (4 * 512 + 512 * 256 + 256 * 3) / 1e9)
+        100 * 15 * 5 * (dyn_row + rew_row) / 1e9)
     if ref:
         assert report["settings"][0]["speedup_vs_seed"] > 0
     assert report["mpc_steps_per_s"] > 0 and report["fit"]["ratio_to_floor"] > 0
     # fitting the same two networks: 3x the forward FLOPs per training row, plus one
     # forward pass over the validation rows per fit (here of 1 epoch)
-    fit, per_row = report["fit"], report["settings"][0]["gflop_per_call"] / (100 * 15 * 5)
+    fit, per_row = report["fit"], (dyn_row + rew_row) / 1e9
     assert (fit["train_rows"], fit["valid_rows"], fit["epochs_per_fit"]) == (16000, 4000, 1)
     assert fit["gflop_per_epoch"] == pytest.approx((3 * 16000 + 4000) * per_row)
     assert fit["floor_s"] == pytest.approx(

@@ -109,6 +109,16 @@ def ensemble_gflop(setting: Setting, dynamics: EnsembleDynamics) -> tuple[float,
     return gflop, [setting.members, rows // setting.members, h, h]
 
 
+def plan_gflop(setting: Setting, dyn: DynamicsModel, rew: RewardModel) -> float:
+    """GFLOP of one plan call through one dynamics MLP: every candidate runs the dynamics
+    network at each horizon step and, with a learned reward, the reward network too (its
+    one output counted as one, not padded to the dynamics' width as FusedMLPs stores it)."""
+    per_row = FusedMLPs([dyn]).flops_per_row()
+    if setting.learned_reward:
+        per_row += FusedMLPs([rew]).flops_per_row()
+    return setting.num_sequences * setting.iterations * setting.horizon * per_row / 1e9
+
+
 def build(setting: Setting, dyn, rew, device: torch.device, compile: bool,
           cuda_graph: bool = False):
     objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV),
@@ -172,9 +182,8 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         gflop, layer_shape = ensemble_gflop(setting, planned)
         hidden = list(setting.net["hidden"])
     else:
-        rows = setting.num_sequences * setting.horizon * setting.iterations
         net = FusedMLPs([dyn] + ([rew] if setting.learned_reward else []))  # for its shapes
-        gflop = rows * net.flops_per_row() / 1e9
+        gflop = plan_gflop(setting, dyn, rew)
         layer_shape = [net.k, setting.num_sequences, net.ws[0].shape[1], net.ws[0].shape[2]]
         hidden = list(dyn.net.hidden)
     k, m, kk, n = layer_shape
@@ -271,7 +280,7 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
     probe()
     # forward + backward ~ 3x the forward FLOPs per training row, for both networks, and
     # one forward pass over the validation rows per fit
-    fwd = FusedMLPs([dyn, rew]).flops_per_row()
+    fwd = FusedMLPs([dyn]).flops_per_row() + FusedMLPs([rew]).flops_per_row()
     out = {"transitions": n, "train_rows": len(split.train), "valid_rows": len(split.valid),
            "epochs_per_fit": epochs, "fits": fits,
            "s_per_epoch": float(np.median(seconds)) / epochs,
