@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.fused_ensemble import FusedEnsemble
 
 PROPAGATIONS = ("expectation", "ts1", "tsinf")
 
@@ -70,29 +71,42 @@ class EnsembleDynamics:
         return device if self.generator is None else self.generator.device
 
     @torch.no_grad()
-    def __call__(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, state: torch.Tensor, action: torch.Tensor, fused: FusedEnsemble | None = None
+    ) -> torch.Tensor:
+        """The next state [R, O]. With `fused` (a FusedEnsemble of this ensemble, taken
+        after its last fit) the members run in their folded planning form; the same
+        rows, member assignment and noise draws either way."""
         ens = self.ensemble
-        x = ens.input_norm.normalize(torch.cat([state, action], dim=-1))  # [R, I]
+        x = torch.cat([state, action], dim=-1)  # [R, I] raw
         rows, e = x.shape[0], int(ens.elites.numel())
-        # all members in order: no per-step copy of the kept members' weights
-        members = None if e == ens.members else ens.elites
+        predict = self._predict if fused is None else fused
         if self.propagation == "expectation":
-            mean, _ = self.ensemble(x.expand(e, *x.shape), members)
-            delta = mean.mean(dim=0)
+            mean, _ = predict(x.expand(e, *x.shape))
+            return state + mean.mean(dim=0)
+        if self.propagation == "tsinf":  # rows already interleave the members
+            grouped = x.view(rows // e, e, -1).transpose(0, 1)
         else:
-            if self.propagation == "tsinf":  # rows already interleave the members
-                grouped = x.view(rows // e, e, -1).transpose(0, 1)
-            else:
-                group = self._grouping(rows)
-                grouped = x[group]  # [E', R / E', I]
-            mean, logvar = self.ensemble(grouped, members)
-            if self.sample:
-                noise = torch.randn(mean.shape, generator=self.generator,
-                                    device=self._draw_device(mean.device))
-                mean = mean + torch.exp(0.5 * logvar) * noise.to(mean.device)
-            if self.propagation == "tsinf":
-                delta = mean.transpose(0, 1).reshape(rows, -1)
-            else:
-                delta = torch.empty_like(x[:, : ens.out_dim])
-                delta[group] = mean
-        return state + ens.output_norm.denormalize(delta)
+            group = self._grouping(rows)
+            grouped = x[group]  # [E', R / E', I]
+        mean, std = predict(grouped)  # raw state-change units
+        if self.sample:
+            noise = torch.randn(mean.shape, generator=self.generator,
+                                device=self._draw_device(mean.device))
+            mean = mean + std * noise.to(mean.device)
+        if self.propagation == "tsinf":
+            delta = mean.transpose(0, 1).reshape(rows, -1)
+        else:
+            delta = torch.empty_like(state)
+            delta[group] = mean
+        return state + delta
+
+    def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The module itself: raw inputs [E', M, I] of the kept members -> mean and std of
+        the state change [E', M, O], raw units."""
+        ens = self.ensemble
+        # all members in order: no copy of the kept members' weights
+        members = None if x.shape[0] == ens.members else ens.elites
+        mean, logvar = ens(ens.input_norm.normalize(x), members)
+        std = torch.exp(0.5 * logvar) * ens.output_norm.std
+        return ens.output_norm.denormalize(mean), std

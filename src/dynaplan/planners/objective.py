@@ -8,6 +8,7 @@ from typing import Protocol
 import torch
 
 from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.fused_ensemble import FusedEnsemble
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.models.world import DynamicsModel, RewardModel
 
@@ -32,9 +33,10 @@ class ModelObjective:
     `dynamics` is a DynamicsModel (deterministic; P = 1) or an EnsembleDynamics (its own
     propagation and particle count). `reward` is the learned RewardModel or a known reward
     function; `termination` a known termination function or None. With `fused` (default)
-    MLP models run in their folded planning form (models/fused.py), which `refresh()`
-    rebuilds: call it after every fit. `fused=False` runs the modules as they are, the
-    reference the fused path is tested against. `compile` puts the fused networks (and,
+    MLP models and ensembles run in their folded planning forms (models/fused.py,
+    models/fused_ensemble.py), which `refresh()` rebuilds: call it after every fit.
+    `fused=False` runs the modules as they are, the reference the fused path is tested
+    against. `compile` puts the fused networks (and,
     unless dynamics and reward are one network pair, the whole dynamics step) through
     `torch.compile`, which fuses the small elementwise kernels; first calls are slow
     while it compiles.
@@ -53,6 +55,7 @@ class ModelObjective:
         self.particles = dynamics.particles if isinstance(dynamics, EnsembleDynamics) else 1
         self._dyn_net: FusedMLPs | None = None
         self._rew_net: FusedMLPs | None = None
+        self._ens_net: FusedEnsemble | None = None
         self._joint = isinstance(dynamics, DynamicsModel) and isinstance(reward, RewardModel)
         self.version = 0
         """Counts `refresh()` calls: a captured CUDA graph of an older version is stale."""
@@ -78,6 +81,8 @@ class ModelObjective:
             return
         if isinstance(self.dynamics, DynamicsModel):
             self._dyn_net = FusedMLPs([self.dynamics])
+        elif not self.compile:  # compiled, the ensemble module itself goes through dynamo
+            self._ens_net = FusedEnsemble(self.dynamics.ensemble)
         if isinstance(self.reward, RewardModel):
             self._rew_net = FusedMLPs([self.reward])
         self._step = torch.compile(self._fused_step) if self.compile else self._fused_step
@@ -114,8 +119,8 @@ class ModelObjective:
 
     def _fused_next(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         net = self._dyn_net
-        if net is None:  # an ensemble: its own propagation
-            return self.dynamics(state, action)
+        if net is None:  # an ensemble: its own propagation, through its fused form
+            return self.dynamics(state, action, fused=self._ens_net)  # type: ignore[call-arg]
         h = net.hidden(torch.cat([state, action], dim=-1), reuse=not self.compile)
         # the output head applied to the state itself: s + h W + b in two kernels
         w, b = net.w_out_t[0].t(), net.b_out[0, 0]

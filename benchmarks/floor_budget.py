@@ -1,0 +1,139 @@
+"""Where the time above the matmul floor goes: `dynaplan bench`'s settings a, b, c and its
+fitting figure, each broken down by torch.profiler into op groups, every group's time
+given as a multiple of the matmul floor measured beside it (matmul_floor.MatmulProbe).
+
+    python benchmarks/floor_budget.py [--calls 40] [--fit-epochs 2] [--json FILE]
+        [--settings a_seed_cem b_seed_random c_pets_sized d_pets_paper fit]
+
+A group's share says what ratio to the floor is left even if everything else were free:
+e.g. activations 0.30 means the activations alone put the ratio at >= 1.30 once the
+matmuls run at the floor. The profiler adds about a microsecond to every op, so the small
+groups ("other") read a little high; the whole-call ratio is timed without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from dynaplan import bench
+from dynaplan.agent import MPCAgent
+from dynaplan.matmul_floor import square_probe
+from dynaplan.models import ModelFitter
+from dynaplan.models.fused import FusedMLPs
+
+GROUPS = {
+    "matmul": ("aten::baddbmm", "aten::bmm", "aten::addmm", "aten::addmm_", "aten::mm",
+               "aten::addmv_", "aten::addmv", "aten::mv"),
+    "activation": ("aten::relu_", "aten::relu", "aten::clamp_min_", "aten::clamp_min",
+                   "aten::silu_", "aten::silu", "aten::threshold_backward",
+                   "aten::silu_backward"),
+    "batchnorm": ("aten::native_batch_norm", "aten::native_batch_norm_backward",
+                  "aten::_batch_norm_impl_index", "aten::batch_norm"),
+    "optimizer": ("aten::_fused_adam_",),
+}
+
+
+def group_of(name: str) -> str:
+    for group, names in GROUPS.items():
+        if name in names:
+            return group
+    return "other"
+
+
+def profiled(fn, repeats: int) -> dict[str, float]:
+    """Self CPU seconds per call of `fn` by op group (ops nested in a group's op are
+    counted in that op's self time, not twice)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            fn()
+    seconds: dict[str, float] = defaultdict(float)
+    for event in prof.key_averages():
+        seconds[group_of(event.key)] += event.self_cpu_time_total / 1e6 / repeats
+    return dict(seconds)
+
+
+def timed(fn, repeats: int, probe) -> tuple[float, float]:
+    """Median seconds of `fn` and GFLOP/s of `probe`, interleaved call by call."""
+    calls, probes = [], []
+    for _ in range(repeats):
+        for out, f in ((calls, fn), (probes, probe)):
+            start = time.perf_counter()
+            f()
+            out.append(time.perf_counter() - start)
+    return float(np.median(calls)), probe.rate(probes)
+
+
+def budget(name: str, fn, gflop: float, repeats: int, probe) -> dict:
+    for _ in range(3):
+        fn()
+    seconds, rate = timed(fn, repeats, probe)
+    floor = gflop / rate
+    groups = profiled(fn, max(repeats // 4, 2))
+    row = {"name": name, "s": seconds, "floor_s": floor, "ratio_to_floor": seconds / floor,
+           "square_gflops": rate,
+           "profiled_ratio": sum(groups.values()) / floor,
+           "groups": {g: t / floor for g, t in sorted(groups.items(), key=lambda kv: -kv[1])}}
+    parts = ", ".join(f"{g} {v:.2f}" for g, v in row["groups"].items())
+    print(f"{name}: {1e3 * seconds:.2f} ms, floor {1e3 * floor:.2f} ms "
+          f"({rate:.0f} GFLOP/s), ratio {row['ratio_to_floor']:.2f}; profiled, as multiples "
+          f"of the floor: {parts} (sum {row['profiled_ratio']:.2f})", flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--fit-epochs", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--settings", nargs="+", default=[*bench.CPU_SETTINGS, "fit"])
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    probe = square_probe(device)
+    buf = bench.random_data(2000)
+    rows = []
+    for setting in bench.SETTINGS:
+        if setting.name not in args.settings:
+            continue
+        dyn, rew = bench.fitted_models(buf, bench.SEED_NET if setting.members else setting.net)
+        dyn.eval(), rew.eval()
+        if setting.members:
+            planned = bench.ensemble_dynamics(setting, buf, device)
+            gflop = bench.ensemble_gflop(setting, planned)[0]
+        else:
+            planned, gflop = dyn, bench.plan_gflop(setting, dyn, rew)
+        agent = MPCAgent(bench.build(setting, planned, rew, device, compile=False), device)
+        rows.append(budget(setting.name, lambda agent=agent: agent.act(buf.obs[0]), gflop,
+                           args.calls, probe))
+    if "fit" not in args.settings:
+        return write(args.json, rows)
+    data = bench.random_data(20_000)
+    dyn, rew = bench.fitted_models(data, bench.SEED_NET)
+    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=args.fit_epochs, batch_size=2000,
+                         input_noise=0.001)
+    split = data.split(0.2, np.random.default_rng(0))
+    gen = torch.Generator().manual_seed(0)
+    per_row = sum(FusedMLPs([m]).flops_per_row() for m in (dyn, rew))
+    gflop = (3 * len(split.train) * args.fit_epochs + len(split.valid)) * per_row / 1e9
+    rows.append(budget(f"fit ({args.fit_epochs} epochs)",
+                       lambda: fitter.fit(data, split, gen), gflop, 5, probe))
+    write(args.json, rows)
+
+
+def write(path: Path | None, rows: list[dict]) -> None:
+    if path is not None:
+        path.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                    "torch": torch.__version__,
+                                    "threads": torch.get_num_threads(),
+                                    "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
