@@ -7,8 +7,10 @@ given as a multiple of the matmul floor measured beside it (matmul_floor.MatmulP
 
 A group's share says what ratio to the floor is left even if everything else were free:
 e.g. activations 0.30 means the activations alone put the ratio at >= 1.30 once the
-matmuls run at the floor. The profiler adds about a microsecond to every op, so the small
-groups ("other") read a little high; the whole-call ratio is timed without it.
+matmuls run at the floor. "outside ops" is the profiled calls' wall time that no op
+accounts for (Python between the ops). The profiled calls are judged against a floor
+timed between them, the whole-call ratio (timed without the profiler) against one timed
+between its own calls; the profiler adds about a microsecond to every op.
 """
 
 from __future__ import annotations
@@ -48,16 +50,23 @@ def group_of(name: str) -> str:
     return "other"
 
 
-def profiled(fn, repeats: int) -> dict[str, float]:
+def profiled(fn, repeats: int, probe) -> tuple[dict[str, float], float, float]:
     """Self CPU seconds per call of `fn` by op group (ops nested in a group's op are
-    counted in that op's self time, not twice)."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(repeats):
-            fn()
+    counted in that op's self time, not twice), the median wall seconds of those
+    profiled calls, and the probe's GFLOP/s timed between them (outside the profiler)."""
     seconds: dict[str, float] = defaultdict(float)
-    for event in prof.key_averages():
-        seconds[group_of(event.key)] += event.self_cpu_time_total / 1e6 / repeats
-    return dict(seconds)
+    walls, probes = [], []
+    for _ in range(repeats):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            fn()
+            walls.append(time.perf_counter() - start)
+        for event in prof.key_averages():
+            seconds[group_of(event.key)] += event.self_cpu_time_total / 1e6 / repeats
+        start = time.perf_counter()
+        probe()
+        probes.append(time.perf_counter() - start)
+    return dict(seconds), float(np.median(walls)), probe.rate(probes)
 
 
 def timed(fn, repeats: int, probe) -> tuple[float, float]:
@@ -76,15 +85,19 @@ def budget(name: str, fn, gflop: float, repeats: int, probe) -> dict:
         fn()
     seconds, rate = timed(fn, repeats, probe)
     floor = gflop / rate
-    groups = profiled(fn, max(repeats // 4, 2))
+    groups, wall, profiled_rate = profiled(fn, max(repeats // 4, 2), probe)
+    # the profiled calls against the floor timed beside them (the host's speed drifts)
+    profiled_floor = gflop / profiled_rate
+    shares = {g: t / profiled_floor for g, t in sorted(groups.items(), key=lambda kv: -kv[1])}
+    shares["outside ops"] = wall / profiled_floor - sum(shares.values())
     row = {"name": name, "s": seconds, "floor_s": floor, "ratio_to_floor": seconds / floor,
-           "square_gflops": rate,
-           "profiled_ratio": sum(groups.values()) / floor,
-           "groups": {g: t / floor for g, t in sorted(groups.items(), key=lambda kv: -kv[1])}}
-    parts = ", ".join(f"{g} {v:.2f}" for g, v in row["groups"].items())
+           "square_gflops": rate, "profiled_wall_ratio": wall / profiled_floor,
+           "profiled_square_gflops": profiled_rate, "groups": shares}
+    parts = ", ".join(f"{g} {v:.2f}" for g, v in shares.items())
     print(f"{name}: {1e3 * seconds:.2f} ms, floor {1e3 * floor:.2f} ms "
-          f"({rate:.0f} GFLOP/s), ratio {row['ratio_to_floor']:.2f}; profiled, as multiples "
-          f"of the floor: {parts} (sum {row['profiled_ratio']:.2f})", flush=True)
+          f"({rate:.0f} GFLOP/s), ratio {row['ratio_to_floor']:.2f}; profiled calls "
+          f"{row['profiled_wall_ratio']:.2f} x their floor ({profiled_rate:.0f} GFLOP/s): "
+          f"{parts}", flush=True)
     return row
 
 
