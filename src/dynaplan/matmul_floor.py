@@ -3,7 +3,7 @@ the work they judge.
 
 A rate measured once and compared with timings taken minutes later measures the host's
 load as much as the code. On the shared 2-core CPU of this project the square-matmul rate
-swung between 112 and 171 GFLOP/s from one second to the next (2026-11-26, four rounds of
+swung between 112 and 171 GFLOP/s within two minutes (2026-11-26, four rounds of
 512..2048 square products). So the bench times a `MatmulProbe` call after every plan call
 (or fit), and a floor is the median of the probes taken among the calls it is compared
 with: both see the same machine.

@@ -36,8 +36,8 @@ class ModelObjective:
     MLP models and ensembles run in their folded planning forms (models/fused.py,
     models/fused_ensemble.py), which `refresh()` rebuilds: call it after every fit.
     `fused=False` runs the modules as they are, the reference the fused path is tested
-    against. `compile` puts the fused networks (and,
-    unless dynamics and reward are one network pair, the whole dynamics step) through
+    against. `compile` puts the fused networks (and, unless dynamics and reward are one
+    network pair, the whole dynamics step, for an ensemble through its module) through
     `torch.compile`, which fuses the small elementwise kernels; first calls are slow
     while it compiles.
     """
