@@ -1,6 +1,7 @@
 """Where the time above the matmul floor goes: `dynaplan bench`'s settings a, b, c and its
 fitting figure, each broken down by torch.profiler into op groups, every group's time
-given as a multiple of the matmul floor measured beside it (matmul_floor.MatmulProbe).
+given as a multiple of the matmul floor measured beside it: the 2048 square probe's rate
+(matmul_floor.square_probe), which was the larger of the bench's two rates in every run.
 
     python benchmarks/floor_budget.py [--calls 40] [--fit-epochs 2] [--json FILE]
         [--settings a_seed_cem b_seed_random c_pets_sized d_pets_paper fit]
