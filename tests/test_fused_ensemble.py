@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.fused_ensemble import FusedEnsemble, balanced_split
+from dynaplan.models.fused_ensemble import MAX_SPLIT, FusedEnsemble, balanced_split
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective
 
@@ -53,9 +53,16 @@ def test_split_rows_give_the_same_members_outputs(split):
     assert torch.allclose(std, torch.exp(0.5 * logvar) * ens.output_norm.std, atol=1e-5)
 
 
-def test_balanced_split_makes_the_batch_a_multiple_of_the_threads():
-    threads = torch.get_num_threads()
-    for members in range(1, 8):
-        parts = balanced_split(members, torch.device("cpu"))
-        assert (members * parts) % threads == 0 and parts <= threads
+@pytest.mark.parametrize("threads", [1, 2, 3, 4, 16])
+def test_balanced_split_makes_the_batch_a_multiple_of_the_threads(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for members in range(1, 8):
+            parts = balanced_split(members, torch.device("cpu"))
+            balanced = (members * parts) % threads == 0
+            assert (balanced and parts <= MAX_SPLIT) or parts == 1, (members, parts)
+        assert balanced_split(5, torch.device("cpu")) == {1: 1, 2: 2, 3: 3, 4: 4, 16: 1}[threads]
+    finally:
+        torch.set_num_threads(before)
     assert balanced_split(5, torch.device("meta")) == 1  # not a CPU: no split

@@ -28,14 +28,20 @@ import torch.nn.functional as F
 
 from dynaplan.models.ensemble import GaussianEnsemble
 
+MAX_SPLIT = 4
+"""Cut a member's rows into at most this many parts. The split was measured only on the
+2-core CPU (2 parts); with many threads it would mean many small matrices and copies of
+the weights, so past this it is not done and MKL splits the work as it did before."""
+
 
 def balanced_split(members: int, device: torch.device) -> int:
     """Parts per member so that the matmul batch (members x parts) is a multiple of the
-    CPU's thread count; 1 on a GPU."""
+    CPU's thread count; 1 on a GPU, or where that would take more than MAX_SPLIT parts."""
     if device.type != "cpu":
         return 1
     threads = torch.get_num_threads()
-    return threads // math.gcd(members, threads)
+    parts = threads // math.gcd(members, threads)
+    return parts if parts <= MAX_SPLIT else 1
 
 
 class FusedEnsemble:
