@@ -93,7 +93,7 @@ class EnsembleDynamics:
         if self.sample:
             noise = torch.randn(mean.shape, generator=self.generator,
                                 device=self._draw_device(mean.device))
-            mean = mean + std * noise.to(mean.device)
+            mean = torch.addcmul(mean, std, noise.to(mean.device))
         if self.propagation == "tsinf":
             delta = mean.transpose(0, 1).reshape(rows, -1)
         else:
