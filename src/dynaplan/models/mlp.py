@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from dynaplan.models.input_linear import InputLinear
+
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU}
 
 
@@ -23,8 +25,9 @@ class MLP(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = []
         width = in_dim
-        for h in hidden:
-            layers.append(nn.Linear(width, h))
+        for i, h in enumerate(hidden):
+            # the first layer reads the data: its weight gradient has a faster form
+            layers.append((InputLinear if i == 0 else nn.Linear)(width, h))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(h))
             layers.append(ACTIVATIONS[activation]())
