@@ -1,6 +1,8 @@
 """Models fit a known linear system; normalizers round-trip; the fused planning network
 equals the modules it was folded from; fitting uses every row and survives tiny batches."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,24 @@ def test_fused_adam_steps_equal_the_default_adam():
     with torch.no_grad():
         assert torch.allclose(a.net(x), b.net(x), atol=1e-5)
     assert opt_a.state_dict()["param_groups"][0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_in_place_relu_trains_as_out_of_place(batch_norm):
+    from torch import nn
+
+    from dynaplan.models.mlp import MLP
+
+    torch.manual_seed(0)
+    net = MLP(4, 3, hidden=(32, 16), batch_norm=batch_norm)
+    assert all(m.inplace for m in net if isinstance(m, nn.ReLU))
+    plain = copy.deepcopy(net)
+    for i, m in enumerate(plain):
+        if isinstance(m, nn.ReLU):
+            plain[i] = nn.ReLU()
+    x, y = torch.randn(40, 4), torch.randn(40, 3)
+    for model in (net, plain):
+        ((model(x) - y) ** 2).mean().backward()
+    for a, b in zip(net.parameters(), plain.parameters()):
+        assert torch.equal(a.grad, b.grad)
+    assert not any(isinstance(m, nn.SiLU) and m.inplace for m in MLP(4, 3, activation="silu"))
