@@ -28,9 +28,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from dynaplan import bench
 from dynaplan.agent import MPCAgent
-from dynaplan.matmul_floor import square_probe
+from dynaplan.matmul_floor import square_probe, time_interleaved
 from dynaplan.models import ModelFitter
-from dynaplan.models.fused import FusedMLPs
 
 GROUPS = {
     "matmul": ("aten::baddbmm", "aten::bmm", "aten::addmm", "aten::addmm_", "aten::mm",
@@ -72,13 +71,8 @@ def profiled(fn, repeats: int, probe) -> tuple[dict[str, float], float, float]:
 
 def timed(fn, repeats: int, probe) -> tuple[float, float]:
     """Median seconds of `fn` and GFLOP/s of `probe`, interleaved call by call."""
-    calls, probes = [], []
-    for _ in range(repeats):
-        for out, f in ((calls, fn), (probes, probe)):
-            start = time.perf_counter()
-            f()
-            out.append(time.perf_counter() - start)
-    return float(np.median(calls)), probe.rate(probes)
+    times = time_interleaved({"call": fn, "probe": probe}, repeats)
+    return float(np.median(times["call"])), probe.rate(times["probe"])
 
 
 def budget(name: str, fn, gflop: float, repeats: int, probe) -> dict:
@@ -134,8 +128,8 @@ def main() -> None:
                          input_noise=0.001)
     split = data.split(0.2, np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
-    per_row = sum(FusedMLPs([m]).flops_per_row() for m in (dyn, rew))
-    gflop = (3 * len(split.train) * args.fit_epochs + len(split.valid)) * per_row / 1e9
+    gflop = args.fit_epochs * bench.fit_gflop_per_epoch(
+        len(split.train), len(split.valid), args.fit_epochs, bench.flops_per_row(dyn, rew))
     rows.append(budget(f"fit ({args.fit_epochs} epochs)",
                        lambda: fitter.fit(data, split, gen), gflop, 5, probe))
     write(args.json, rows)

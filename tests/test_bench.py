@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dynaplan.cli import main
-from dynaplan.matmul_floor import MIN_PROBE_GFLOP, MatmulProbe, square_probe
+from dynaplan.matmul_floor import MIN_PROBE_GFLOP, MatmulProbe, square_probe, time_interleaved
 from dynaplan.models import DynamicsModel, RewardModel
 from dynaplan.models.fused import FusedMLPs
 
@@ -100,3 +100,12 @@ def test_matmul_probe_runs_enough_products_and_rates_by_the_median():
     # the median of the call times, so one slow call (a busy host) does not move it
     assert probe.rate([0.001, 0.002, 5.0]) == pytest.approx(probe.gflop / 0.002)
     assert square_probe("cpu").inner == 1
+
+
+def test_time_interleaved_takes_turns_and_appends():
+    order = []
+    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    times = time_interleaved(fns, 3)
+    assert order == ["a", "b"] * 3 and [len(times[k]) for k in fns] == [3, 3]
+    time_interleaved(fns, 2, into=times)
+    assert [len(times[k]) for k in fns] == [5, 5] and all(t >= 0 for t in times["a"])

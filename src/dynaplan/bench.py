@@ -26,7 +26,7 @@ from dynaplan.agent import MPCAgent
 from dynaplan.data import ReplayBuffer
 from dynaplan.envs import known_reward, make_env
 from dynaplan.errors import ConfigError
-from dynaplan.matmul_floor import MatmulProbe, square_probe
+from dynaplan.matmul_floor import MatmulProbe, square_probe, time_interleaved
 from dynaplan.models import DynamicsModel, ModelFitter, RewardModel
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.fused import FusedMLPs
@@ -109,14 +109,23 @@ def ensemble_gflop(setting: Setting, dynamics: EnsembleDynamics) -> tuple[float,
     return gflop, [setting.members, rows // setting.members, h, h]
 
 
+def flops_per_row(*models) -> int:
+    """Forward FLOPs of one input row through each of the MLP models, each counted at its
+    own output width (not padded to the widest, as one FusedMLPs of them stores them)."""
+    return sum(FusedMLPs([m]).flops_per_row() for m in models)
+
+
 def plan_gflop(setting: Setting, dyn: DynamicsModel, rew: RewardModel) -> float:
     """GFLOP of one plan call through one dynamics MLP: every candidate runs the dynamics
-    network at each horizon step and, with a learned reward, the reward network too (its
-    one output counted as one, not padded to the dynamics' width as FusedMLPs stores it)."""
-    per_row = FusedMLPs([dyn]).flops_per_row()
-    if setting.learned_reward:
-        per_row += FusedMLPs([rew]).flops_per_row()
+    network at each horizon step and, with a learned reward, the reward network too."""
+    per_row = flops_per_row(dyn, rew) if setting.learned_reward else flops_per_row(dyn)
     return setting.num_sequences * setting.iterations * setting.horizon * per_row / 1e9
+
+
+def fit_gflop_per_epoch(train_rows: int, valid_rows: int, epochs: int, per_row: int) -> float:
+    """GFLOP of one epoch of a fit of `epochs` epochs: forward + backward ~ 3x the forward
+    FLOPs per training row, and one forward pass over the validation rows per fit."""
+    return (3 * train_rows + valid_rows / epochs) * per_row / 1e9
 
 
 def build(setting: Setting, dyn, rew, device: torch.device, compile: bool,
@@ -189,15 +198,8 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
     k, m, kk, n = layer_shape
     probes = {"square": square_probe(device), "layer": MatmulProbe(m, kk, n, k, device)}
     timed.update(probes)
-    for _ in range(warmup):
-        for f in timed.values():
-            f()
-    samples: dict[str, list[float]] = {k: [] for k in timed}
-    for _ in range(calls):  # interleaved, so all see the same machine load
-        for name, f in timed.items():
-            start = time.perf_counter()
-            f()
-            samples[name].append(time.perf_counter() - start)
+    time_interleaved(timed, warmup)
+    samples = time_interleaved(timed, calls)
     square, layer = (probes[k].rate(samples[k]) for k in ("square", "layer"))
     ms = {k: 1e3 * np.asarray(v) for k, v in samples.items()}
     out = {
@@ -261,30 +263,21 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
                          input_noise=0.001)
     split = buf.split(0.2, np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
-    hidden = FusedMLPs([dyn]).ws[0].shape[1:]
+    hidden = list(dyn.net.hidden[:2])  # the widest layer: [batch, 512] x [512, 256]
     probes = {"square": square_probe(device),
               "layer": MatmulProbe(batch_size, hidden[0], hidden[1], device=device)}
     times: dict[str, list[float]] = {k: [] for k in probes}
-
-    def probe() -> None:
-        for _ in range(probes_per_fit):
-            for name, f in probes.items():
-                start = time.perf_counter()
-                f()
-                times[name].append(time.perf_counter() - start)
-
     seconds = []
     for _ in range(fits):
-        probe()
+        time_interleaved(probes, probes_per_fit, into=times)
         seconds.append(fitter.fit(buf, split, gen).seconds)
-    probe()
-    # forward + backward ~ 3x the forward FLOPs per training row, for both networks, and
-    # one forward pass over the validation rows per fit
-    fwd = FusedMLPs([dyn]).flops_per_row() + FusedMLPs([rew]).flops_per_row()
+    time_interleaved(probes, probes_per_fit, into=times)
+    gflop = fit_gflop_per_epoch(len(split.train), len(split.valid), epochs,
+                                flops_per_row(dyn, rew))
     out = {"transitions": n, "train_rows": len(split.train), "valid_rows": len(split.valid),
            "epochs_per_fit": epochs, "fits": fits,
            "s_per_epoch": float(np.median(seconds)) / epochs,
-           "gflop_per_epoch": (3 * len(split.train) + len(split.valid) / epochs) * fwd / 1e9,
+           "gflop_per_epoch": gflop,
            "square_gflops": probes["square"].rate(times["square"]),
            "layer_gflops": probes["layer"].rate(times["layer"]),
            "layer_shape": [1, batch_size, *hidden]}

@@ -12,6 +12,8 @@ with: both see the same machine.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -54,3 +56,16 @@ def square_probe(device: torch.device | str) -> MatmulProbe:
     """The large square product: 2048 on a CPU, 4096 on a GPU."""
     size = 4096 if torch.device(device).type == "cuda" else 2048
     return MatmulProbe(size, size, size, device=device)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int,
+                     into: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall seconds of each callable, `rounds` times, taking turns (so all see the same
+    machine load); appended to `into` when given."""
+    times = into if into is not None else {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
