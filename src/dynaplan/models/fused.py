@@ -36,6 +36,11 @@ def _layers(net: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
+def activate_(h: torch.Tensor, activation: str) -> torch.Tensor:
+    """The planning networks' activation ("relu" or "silu"), in place on `h`."""
+    return h.relu_() if activation == "relu" else torch.nn.functional.silu(h, True)
+
+
 class FusedMLPs(nn.Module):
     """x [M, in] raw -> [K, M, D] raw outputs of K regressors of the same architecture
     (D = widest output; narrower outputs are zero-padded)."""
@@ -81,7 +86,7 @@ class FusedMLPs(nn.Module):
         self.b_out = stack(depth - 1, 1)[:, None, :]
 
     def _act(self, h: torch.Tensor) -> torch.Tensor:
-        return h.relu_() if self.activation == "relu" else torch.nn.functional.silu(h, True)
+        return activate_(h, self.activation)
 
     def _workspace(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Output buffers of every layer for M rows, allocated once per M (and dtype)."""

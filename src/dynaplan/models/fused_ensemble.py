@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.fused import activate_
 
 MAX_SPLIT = 4
 """Cut a member's rows into at most this many parts. The split was measured only on the
@@ -53,7 +54,7 @@ class FusedEnsemble:
         self.members = int(kept.numel())
         self.split = balanced_split(self.members, device) if split is None else split
         self.out_dim = d = ensemble.out_dim
-        self.silu = isinstance(ensemble.act, torch.nn.SiLU)
+        self.activation = "silu" if isinstance(ensemble.act, torch.nn.SiLU) else "relu"
         with torch.no_grad():
             layers = [(layer.weight[kept], layer.bias[kept]) for layer in ensemble.hidden_layers]
             # input normalization: (x - mu) / sigma @ W = x @ (W / sigma) - mu / sigma @ W
@@ -97,7 +98,7 @@ class FusedEnsemble:
         h = x.reshape(e * parts, m // parts, x.shape[2])
         for (w, b), out in zip(layers, self._workspace(parts, m // parts, x)):
             h = torch.baddbmm(b, h, w, out=out)
-            h = F.silu(h, inplace=True) if self.silu else h.relu_()
+            h = activate_(h, self.activation)
         out = torch.baddbmm(head_b, h, head_t.transpose(1, 2)).view(e, m, -1)
         mean, raw = out[..., : self.out_dim], out[..., self.out_dim :]
         above_min = F.softplus(torch.sub(self.span_logvar, F.softplus(self.max_logvar - raw)))
