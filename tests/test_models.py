@@ -79,6 +79,26 @@ def test_fused_network_equals_the_modules():
     assert torch.allclose(fast, plain, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("reuse", [False, True])
+def test_one_networks_epilogue_form_equals_the_batched_form(reuse):
+    """The GPU form of one network (addmm with a row bias) computes what baddbmm does;
+    forced on here, so the CPU checks it too."""
+    _, dyn, _, _ = fitted(n=600, epochs=3)
+    x = torch.cat([torch.randn(64, 2), torch.rand(64, 1) * 2 - 1], 1)
+    net = FusedMLPs([dyn])
+    assert not net.epilogue  # on by default only on a GPU
+    batched = net(x, reuse=reuse).clone()
+    net.epilogue = True
+    assert torch.allclose(net(x, reuse=reuse), batched, atol=1e-6)
+    known = lambda s, a, s2: -(s2**2).sum(-1)  # noqa: E731
+    obs, actions = torch.randn(2, 2), torch.rand(2, 16, 5, 1) * 2 - 1
+    objective = ModelObjective(dyn, known)
+    objective.refresh()
+    objective._dyn_net.epilogue = True
+    plain = ModelObjective(dyn, known, fused=False)(obs, actions)
+    assert torch.allclose(objective(obs, actions), plain, rtol=1e-4, atol=1e-4)
+
+
 def test_minibatches_cover_every_row_and_never_hold_one():
     for n, size in [(1600, 2000), (2001, 2000), (2080, 2000), (4001, 2000), (10, 3), (2, 1),
                     (3, 2)]:

@@ -84,6 +84,17 @@ class FusedMLPs(nn.Module):
         # output layer: weight [K, D, h] as stored by Linear (see the module docstring)
         self.w_out_t = stack(depth - 1, 0).contiguous()
         self.b_out = stack(depth - 1, 1)[:, None, :]
+        self.epilogue = self.k == 1 and self.w_in.device.type == "cuda"
+        """Layers as addmm with a row-vector bias, which cuBLASLt adds in the matmul's
+        epilogue (one kernel, where baddbmm first copies the broadcast bias into its
+        output): one network on a GPU."""
+
+    def _affine(self, b: torch.Tensor, x: torch.Tensor, w: torch.Tensor,
+                out: torch.Tensor | None) -> torch.Tensor:
+        """b [K, 1, n] + x [K, M, k] @ w [K, k, n] -> [K, M, n] (into `out` when given)."""
+        if self.epilogue:
+            return torch.addmm(b[0, 0], x[0], w[0], out=None if out is None else out[0])[None]
+        return torch.baddbmm(b, x, w, out=out)
 
     def _act(self, h: torch.Tensor) -> torch.Tensor:
         return activate_(h, self.activation)
@@ -105,9 +116,9 @@ class FusedMLPs(nn.Module):
         if x.dim() == 2:
             x = x.expand(self.k, *x.shape)
         ws = self._workspace(x) if reuse else [None] * (len(self.ws) + 2)
-        h = self._act(torch.baddbmm(self.b_in, x, self.w_in, out=ws[0]))
+        h = self._act(self._affine(self.b_in, x, self.w_in, ws[0]))
         for i, (w, b) in enumerate(zip(self.ws, self.bs)):
-            h = self._act(torch.baddbmm(b, h, w, out=ws[i + 1]))
+            h = self._act(self._affine(b, h, w, ws[i + 1]))
         return h
 
     def forward(self, x: torch.Tensor, reuse: bool = False) -> torch.Tensor:
@@ -116,7 +127,7 @@ class FusedMLPs(nn.Module):
         overwritten by the next call of the same M."""
         h = self.hidden(x, reuse)
         out = self._workspace(x)[-1] if reuse else None
-        return torch.baddbmm(self.b_out, h, self.w_out_t.transpose(1, 2), out=out)
+        return self._affine(self.b_out, h, self.w_out_t.transpose(1, 2), out)
 
     def flops_per_row(self) -> int:
         """Multiply-adds x 2 of one input row through all K networks."""
