@@ -36,6 +36,7 @@ def run_bad(args, capsys):
         (["--reward", "known", "--env", "Swimmer-v5"], "no known reward"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--cuda-graph", "on"], "cuda_graph on needs a CUDA device"),
+        (["--tf32", "on"], "tf32 on needs a CUDA device"),
     ],
 )
 def test_bad_train_flags(flags, words, capsys, tmp_path):
@@ -106,3 +107,20 @@ def test_device_auto_without_cuda_falls_back_with_a_warning(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "CUDA is not available, running on the CPU" in err
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["device"] == "cpu"
+
+
+@pytest.mark.parametrize("flag", ["--cuda-graph", "--tf32"])
+def test_gpu_switches_refuse_auto_on_a_cpu(flag, capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    tiny = [a for a in TINY if a not in ("--device", "cpu")]
+    assert main(["train", *tiny, "--device", "auto", flag, "on",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    warning, error = err.strip().splitlines()
+    assert "CUDA is not available, running on the CPU" in warning
+    assert f"{flag} on needs a CUDA device, and this run plans on cpu" in error
+    assert not (tmp_path / "r").exists()  # refused before anything was written

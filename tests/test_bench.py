@@ -72,9 +72,11 @@ def test_bench_refuses_bad_counts(capsys):
     assert "must be positive" in capsys.readouterr().err
 
 
-def test_bench_refuses_cuda_graph_off_a_gpu_and_unknown_settings(capsys):
+def test_bench_refuses_gpu_flags_off_a_gpu_and_unknown_settings(capsys):
     assert main(["bench", "--device", "cpu", "--cuda-graph"]) == 2
     assert "--cuda-graph needs a CUDA device" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--tf32"]) == 2
+    assert "--tf32 needs a CUDA device" in capsys.readouterr().err
     assert main(["bench", "--device", "cpu", "--settings", "z_nothing"]) == 2
     assert "unknown bench setting 'z_nothing'" in capsys.readouterr().err
 

@@ -108,3 +108,21 @@ def test_compiled_path_equals_the_definition(reward):
     want = reference(dyn, rew, None, obs, actions)
     for _ in range(2):  # the first call compiles, the second runs the compiled code
         assert torch.allclose(objective(obs, actions), want, rtol=1e-4, atol=1e-4)
+
+
+def test_tf32_is_on_inside_a_plan_call_only():
+    """`tf32` switches cuBLAS to TF32 for the rollouts and restores the process's setting
+    (on a CPU it changes nothing else: the returns are the float32 ones)."""
+    seen = []
+
+    def recording_reward(obs, action, next_obs):
+        seen.append(torch.backends.cuda.matmul.allow_tf32)
+        return known_reward(obs, action, next_obs)
+
+    dyn, _ = _bn_models()
+    obs, actions = torch.randn(2, 3), torch.rand(2, 8, 4, 1) * 4 - 2
+    before = torch.backends.cuda.matmul.allow_tf32
+    fast = ModelObjective(dyn, recording_reward, tf32=True)(obs, actions)
+    assert seen == [True] and torch.backends.cuda.matmul.allow_tf32 == before
+    plain = ModelObjective(dyn, recording_reward)(obs, actions)
+    assert seen == [True, before] and torch.equal(fast, plain)

@@ -33,6 +33,7 @@ from dynaplan.models.fused import FusedMLPs
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective, make_planner
 from dynaplan.planners.graphed import GraphedPlanner
+from dynaplan.precision import tf32_matmuls
 from dynaplan.rollout import collect_random
 
 ENV = "Pendulum-v1"
@@ -288,10 +289,20 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
 
 def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,
               compile: bool, fit_epochs: int, loop_steps: int, echo=print,
-              settings: tuple[str, ...] | None = None, cuda_graph: bool = False) -> dict:
+              settings: tuple[str, ...] | None = None, cuda_graph: bool = False,
+              tf32: bool = False) -> dict:
     """All figures of `dynaplan bench`. settings: names from SETTINGS (default: all of
     them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
-    time the plain planner beside it."""
+    time the plain planner beside it; tf32: every float32 matmul on a GPU (plans, floor
+    probes and fits alike) on TF32 tensor cores, else in full float32."""
+    with tf32_matmuls(tf32):
+        report = _run_bench(device, calls, warmup, seed_reference, compile, fit_epochs,
+                            loop_steps, echo, settings, cuda_graph)
+    return {**report, "tf32": tf32}
+
+
+def _run_bench(device, calls, warmup, seed_reference, compile, fit_epochs, loop_steps, echo,
+               settings, cuda_graph) -> dict:
     if settings is None:
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
     ref = load_seed_reference(seed_reference) if seed_reference else None
@@ -327,7 +338,8 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
 def format_table(report: dict) -> str:
     lines = [f"dynaplan bench: torch {report['torch']}, {report['threads']} threads, "
              f"{report['device']}, {report['date']}"
-             + (", CUDA graphs" if report.get("cuda_graph") else ""),
+             + (", CUDA graphs" if report.get("cuda_graph") else "")
+             + (", TF32 matmuls" if report.get("tf32") else ""),
              f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s (median); "
              "both rates of each row timed between its plan calls",
              "| setting | ms p50 | ms p99 | GFLOP/call | square GFLOP/s | layer GFLOP/s | "

@@ -69,7 +69,8 @@ def build_objective(
     own reward or our planning reward for it (envs/rewards.py); stop returns at the
     env's known termination with `termination: known`. An ensemble plans
     through EnsembleDynamics, whose member draws and state noise come from `generator`
-    (required then; on the CPU or the models' device, which keeps a plan call on a GPU)."""
+    (required then; on the CPU or the models' device, which keeps a plan call on a GPU).
+    With `tf32: on` the rollouts multiply on TF32 tensor cores (a CUDA device only)."""
     if config.reward == "learned":
         reward_fn = reward
     else:
@@ -85,7 +86,11 @@ def build_objective(
                                  generator=generator)
     else:
         model = dynamics
-    return ModelObjective(model, reward_fn, termination)
+    tf32 = config.tf32 == "on"
+    device = next(dynamics.parameters()).device
+    if tf32 and device.type != "cuda":
+        raise ConfigError(f"--tf32 on needs a CUDA device, and this run plans on {device}")
+    return ModelObjective(model, reward_fn, termination, tf32=tf32)
 
 
 def warm_start(config: TrainConfig) -> bool | None:

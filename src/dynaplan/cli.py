@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the planning network first")
     p.add_argument("--cuda-graph", action="store_true",
                    help="plan through CUDA graphs (a CUDA device), timed beside plain calls")
+    p.add_argument("--tf32", action="store_true",
+                   help="float32 matmuls on TF32 tensor cores (a CUDA device): plans, "
+                        "floor probes and fits")
     p.add_argument("--settings", nargs="+", metavar="NAME",
                    help="settings to time: a_seed_cem b_seed_random c_pets_sized "
                         "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
@@ -283,6 +286,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.cuda_graph and device.type != "cuda":
         raise ConfigError(f"--cuda-graph needs a CUDA device; this bench runs on {device}")
+    if args.tf32 and device.type != "cuda":
+        raise ConfigError(f"--tf32 needs a CUDA device; this bench runs on {device}")
     settings = None if args.settings is None else tuple(args.settings)
     names = [s.name for s in SETTINGS]
     for name in settings or ():
@@ -294,7 +299,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
     report = run_bench(device, args.calls, args.warmup, ref, args.compile, args.fit_epochs,
                        args.loop_steps, echo=_echo(False), settings=settings,
-                       cuda_graph=args.cuda_graph)
+                       cuda_graph=args.cuda_graph, tf32=args.tf32)
     print(format_table(report))
     if args.json:
         write_json(report, Path(args.json))

@@ -112,6 +112,9 @@ class TrainConfig:
     device: str = _f("auto", "torch device; auto picks cuda when available", choices=DEVICES)
     cuda_graph: str = _f("off", "capture each plan call as a CUDA graph and replay it "
                          "(a CUDA device only; planners/graphed.py)", choices=SWITCHES)
+    tf32: str = _f("off", "planning rollouts multiply on TF32 tensor cores: faster, about "
+                   "1e-3 relative error; fitting stays float32 (a CUDA device only; "
+                   "precision.py)", choices=SWITCHES)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",
@@ -169,6 +172,8 @@ class TrainConfig:
 
         if self.cuda_graph == "on" and self.device == "cpu":
             raise ConfigError("cuda_graph on needs a CUDA device (device cuda or auto)")
+        if self.tf32 == "on" and self.device == "cpu":
+            raise ConfigError("tf32 on needs a CUDA device (device cuda or auto)")
         if self.dynamics == "ensemble":
             self._check_ensemble()
         if self.termination == "known":

@@ -63,8 +63,9 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
     if override:
         config = dataclasses.replace(config, **override)
     dev = resolve_device(device)
-    if dev.type != "cuda" and config.cuda_graph == "on":  # a GPU run evaluated elsewhere
-        config = dataclasses.replace(config, cuda_graph="off", device=dev.type)
+    if dev.type != "cuda" and "on" in (config.cuda_graph, config.tf32):  # a GPU run
+        config = dataclasses.replace(config, cuda_graph="off", tf32="off",  # elsewhere
+                                     device=dev.type)
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, dev, config)
     checkpoint = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr, iteration)

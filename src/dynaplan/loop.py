@@ -167,8 +167,12 @@ class _Run:
         self.device = resolve_device(config.device)
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
+        for name in ("cuda_graph", "tf32"):  # refuse before anything is written
+            if getattr(config, name) == "on" and self.device.type != "cuda":
+                raise ConfigError(f"--{name.replace('_', '-')} on needs a CUDA device, and "
+                                  f"this run plans on {self.device}")
         if config.reward != "learned":
-            planning_reward(config.env, config.reward)  # refuse before anything is written
+            planning_reward(config.env, config.reward)
         # (a known termination is checked by TrainConfig itself)
         self.env, self.spec = make_env(config.env, render=config.video_every > 0,
                                        max_episode_steps=config.train_episode_steps)

@@ -11,6 +11,7 @@ from dynaplan.models.fused import FusedMLPs
 from dynaplan.models.fused_ensemble import FusedEnsemble
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.models.world import DynamicsModel, RewardModel
+from dynaplan.precision import tf32_matmuls
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -39,7 +40,8 @@ class ModelObjective:
     against. `compile` puts the fused networks (and, unless dynamics and reward are one
     network pair, the whole dynamics step, for an ensemble through its module) through
     `torch.compile`, which fuses the small elementwise kernels; first calls are slow
-    while it compiles.
+    while it compiles. `tf32` runs the rollouts' matmuls on a GPU's TF32 tensor cores
+    (precision.py).
     """
 
     def __init__(
@@ -49,9 +51,10 @@ class ModelObjective:
         termination: TerminationFn | None = None,
         fused: bool = True,
         compile: bool = False,
+        tf32: bool = False,
     ) -> None:
         self.dynamics, self.reward, self.termination = dynamics, reward, termination
-        self.fused, self.compile = fused, compile
+        self.fused, self.compile, self.tf32 = fused, compile, tf32
         self.particles = dynamics.particles if isinstance(dynamics, EnsembleDynamics) else 1
         self._dyn_net: FusedMLPs | None = None
         self._rew_net: FusedMLPs | None = None
@@ -130,6 +133,12 @@ class ModelObjective:
 
     @torch.inference_mode()
     def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if self.tf32:
+            with tf32_matmuls():
+                return self._returns(obs, actions)
+        return self._returns(obs, actions)
+
+    def _returns(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         B, N, H, A = actions.shape
         P = self.particles
         rows = B * N * P
