@@ -4,9 +4,8 @@
    planning step (optimizer iterations x horizon), their summed device time per call,
    and that time by kind of kernel (matmuls, activations, copies, the rest).
 2. Plan calls through CUDA graphs, interleaved call by call: with one network's layers in
-   the cuBLASLt-epilogue form (FusedMLPs.epilogue, on by default on a GPU), the same with
-   its output layer unpadded, and the batched form (setting c: one network; a plans
-   through two, which keep the batched form).
+   the cuBLASLt-epilogue form (FusedMLPs.epilogue, on by default on a GPU) and without
+   (setting c: one network; a plans through two, which keep the batched form).
 
 A graph replay launches the same kernels without Python in between, so (graph time per
 call) - (summed kernel time) is what the gaps between kernels cost.
@@ -91,30 +90,22 @@ def kernel_census(setting, buf, device, calls: int = 3) -> dict:
             "top": [{"ms": t / 1e3, "count": c, "name": n} for t, c, n in top]}
 
 
-FORMS = ("epilogue", "epilogue, narrow head", "batched")
-
-
 def epilogue_ab(setting, buf, device, calls: int) -> dict:
-    """Graph-replayed plan calls, interleaved, through the network in three forms: the
-    epilogue form as built on a GPU (output layer padded to fused.HEAD_WIDTH), the same
-    with the output layer at its own width, and the batched (baddbmm) form."""
+    """Graph-replayed plan calls with the epilogue form on and off, interleaved."""
     agents = {}
-    for form in FORMS:
+    for on in (True, False):
         agent, planner = agent_for(setting, buf, device, cuda_graph=True)
         planner.objective.refresh()
         net = planner.objective._dyn_net
-        net.epilogue = form != "batched"
-        if form == "epilogue, narrow head":
-            net.w_head_wide = net.w_out_t.transpose(1, 2).contiguous()
-            net.b_head_wide = net.b_out
-        agents[form] = agent
+        net.epilogue = on and net.k == 1
+        agents["epilogue" if on else "batched"] = agent
     obs = buf.obs[0]
     fns = {k: (lambda a=a: a.act(obs)) for k, a in agents.items()}
     time_interleaved(fns, 10)
     ms = {k: 1e3 * float(np.median(v)) for k, v in time_interleaved(fns, calls).items()}
-    print(f"{setting.name} through CUDA graphs, ms a call: "
-          + ", ".join(f"{k} {v:.2f}" for k, v in ms.items())
-          + f" (epilogue / batched {ms['epilogue'] / ms['batched']:.2f})")
+    print(f"{setting.name} through CUDA graphs: epilogue form {ms['epilogue']:.2f} ms, "
+          f"batched form {ms['batched']:.2f} ms a call (ratio "
+          f"{ms['epilogue'] / ms['batched']:.2f})")
     return {"setting": setting.name, "ms_p50": ms}
 
 

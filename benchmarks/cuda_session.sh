@@ -29,15 +29,15 @@ export -f dynaplan
         --format=csv
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
     echo "== CUDA tests"
-    timeout 75 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_graph.py \
+    timeout 120 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_graph.py \
         tests/test_cuda_paths.py
     echo "== kernel census and the epilogue A/B"
-    timeout 75 python3 benchmarks/cuda_profile.py --json "$out/cuda_profile.json"
+    timeout 100 python3 benchmarks/cuda_profile.py --json "$out/cuda_profile.json"
     echo "== bench, CUDA graphs (plain calls beside them)"
-    timeout 130 bash -c "dynaplan bench --device cuda --cuda-graph --seed-reference '$ref' \
+    timeout 200 bash -c "dynaplan bench --device cuda --cuda-graph --seed-reference '$ref' \
         --json '$out/bench_cuda_graph.json'"
     echo "== bench with TF32 matmuls (plans, floor probes and fits)"
-    timeout 60 bash -c "dynaplan bench --device cuda --cuda-graph --tf32 \
+    timeout 120 bash -c "dynaplan bench --device cuda --cuda-graph --tf32 \
         --seed-reference '' --json '$out/bench_cuda_tf32.json'"
     date -u
 } 2>&1 | tee "$out/session.log"

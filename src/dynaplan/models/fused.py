@@ -18,16 +18,9 @@ The folded weights are a snapshot: build a new `FusedMLPs` after every fit.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dynaplan.models.world import Regressor
-
-HEAD_WIDTH = 32
-"""The epilogue form pads a narrow output layer with zero columns to this width. On an
-H200 cuBLAS ran the 3-column head of setting c ([500, 200] x [200, 3]) as a split-K
-kernel plus a memset, a scaling and a separate epilogue kernel, about 13 us a planning
-step (benchmarks/cuda_profile.py); a 32-column product is one ordinary tile."""
 
 
 def _layers(net: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -94,10 +87,7 @@ class FusedMLPs(nn.Module):
         self.epilogue = self.k == 1 and self.w_in.device.type == "cuda"
         """Layers as addmm with a row-vector bias, which cuBLASLt adds in the matmul's
         epilogue (one kernel, where baddbmm first copies the broadcast bias into its
-        output), and the output layer padded to HEAD_WIDTH: one network on a GPU."""
-        pad = max(out_dim, HEAD_WIDTH) - out_dim
-        self.w_head_wide = F.pad(self.w_out_t.transpose(1, 2), (0, pad)).contiguous()
-        self.b_head_wide = F.pad(self.b_out, (0, pad))
+        output): one network on a GPU."""
 
     def _affine(self, b: torch.Tensor, x: torch.Tensor, w: torch.Tensor,
                 out: torch.Tensor | None) -> torch.Tensor:
@@ -111,11 +101,10 @@ class FusedMLPs(nn.Module):
 
     def _workspace(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Output buffers of every layer for M rows, allocated once per M (and dtype)."""
-        key = (x.shape[-2], x.dtype, x.device, self.epilogue)
+        key = (x.shape[-2], x.dtype, x.device)
         if getattr(self, "_ws_key", None) != key:
             m = x.shape[-2]
-            head = (self.b_head_wide if self.epilogue else self.b_out).shape[2]
-            widths = [self.w_in.shape[2], *(w.shape[2] for w in self.ws), head]
+            widths = [self.w_in.shape[2], *(w.shape[2] for w in self.ws), self.b_out.shape[2]]
             self._ws = [x.new_empty(self.k, m, n) for n in widths]
             self._ws_key = key
         return self._ws
@@ -137,14 +126,7 @@ class FusedMLPs(nn.Module):
         buffers kept between calls (no allocation per planning step): the result is then
         overwritten by the next call of the same M."""
         h = self.hidden(x, reuse)
-        return self.head(h, self._workspace(x)[-1] if reuse else None)
-
-    def head(self, h: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The output layer: h [K, M, h] -> [K, M, D] (a view of the padded product in the
-        epilogue form, where `out` must be that wide)."""
-        if self.epilogue:
-            d = self.b_out.shape[2]
-            return self._affine(self.b_head_wide, h, self.w_head_wide, out)[..., :d]
+        out = self._workspace(x)[-1] if reuse else None
         return self._affine(self.b_out, h, self.w_out_t.transpose(1, 2), out)
 
     def flops_per_row(self) -> int:

@@ -125,10 +125,10 @@ class ModelObjective:
         if net is None:  # an ensemble: its own propagation, through its fused form
             return self.dynamics(state, action, fused=self._ens_net)  # type: ignore[call-arg]
         h = net.hidden(torch.cat([state, action], dim=-1), reuse=not self.compile)
-        if net.epilogue:  # h W + b in one cuBLASLt kernel, then + s
-            return net.head(h)[0].add_(state)
-        # the output head applied to the state itself: s + h W + b in two kernels
         w, b = net.w_out_t[0].t(), net.b_out[0, 0]
+        if net.epilogue:  # h W + b in one cuBLASLt kernel, then + s
+            return torch.addmm(b, h[0], w).add_(state)
+        # the output head applied to the state itself: s + h W + b in two kernels
         return torch.addmm(state, h[0], w).add_(b)
 
     @torch.inference_mode()
