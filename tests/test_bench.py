@@ -54,6 +54,9 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
     dyn_row, rew_row = (2 * (4 * 512 + 512 * 256 + 256 * out) for out in (3, 1))
     assert report["settings"][0]["gflop_per_call"] == pytest.approx(
         100 * 15 * 5 * (dyn_row + rew_row) / 1e9)
+    # the layer probes: the 512 x 256 layer of both networks, the 200 x 200 layer of one
+    assert [s["layer_shape"] for s in report["settings"]] == [
+        [2, 100, 512, 256], [2, 100, 512, 256], [1, 500, 200, 200]]
     if ref:
         assert report["settings"][0]["speedup_vs_seed"] > 0
     assert report["mpc_steps_per_s"] > 0 and report["fit"]["ratio_to_floor"] > 0

@@ -192,10 +192,11 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         gflop, layer_shape = ensemble_gflop(setting, planned)
         hidden = list(setting.net["hidden"])
     else:
-        net = FusedMLPs([dyn] + ([rew] if setting.learned_reward else []))  # for its shapes
         gflop = plan_gflop(setting, dyn, rew)
-        layer_shape = [net.k, setting.num_sequences, net.ws[0].shape[1], net.ws[0].shape[2]]
         hidden = list(dyn.net.hidden)
+        # the first hidden-to-hidden layer, batched over the planning networks
+        networks = 2 if setting.learned_reward else 1
+        layer_shape = [networks, setting.num_sequences, hidden[0], hidden[1]]
     k, m, kk, n = layer_shape
     probes = {"square": square_probe(device), "layer": MatmulProbe(m, kk, n, k, device)}
     timed.update(probes)
