@@ -67,7 +67,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.weights is not None or args.x_max != float("inf"):
-        weights = tuple(float(w) for w in (args.weights or "0.4,1.5,0").split(","))
+        default = (reward_registry.IP_ANGLE_WEIGHT, reward_registry.IP_POSITION_WEIGHT, 0.0)
+        weights = (tuple(float(w) for w in args.weights.split(",")) if args.weights
+                   else default)
         reward_registry.SHAPED_REWARDS["InvertedPendulum-v5"] = shaped(weights, args.x_max)
     run = load_agent(args.run, "cpu", seed=0, override=json.loads(args.override))
     model_error(run.checkpoint.path, run.dynamics)

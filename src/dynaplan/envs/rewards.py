@@ -67,6 +67,10 @@ KNOWN_REWARDS: dict[str, RewardFn] = {
 }
 
 
+IP_ANGLE_WEIGHT, IP_POSITION_WEIGHT = 0.4, 1.5
+"""The shaped InvertedPendulum-v5 reward's weights on (theta / 0.2)^2 and x^2."""
+
+
 def inverted_pendulum_shaped_reward(
     obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
 ) -> torch.Tensor:
@@ -87,7 +91,8 @@ def inverted_pendulum_shaped_reward(
     """
     upright = (~inverted_pendulum_termination(obs, action, next_obs)).to(action.dtype)
     angle, position = next_obs[..., 1] / 0.2, next_obs[..., 0]
-    return upright * (1.0 - 0.4 * angle**2 - 1.5 * position**2).clamp(min=0.05)
+    return upright * (1.0 - IP_ANGLE_WEIGHT * angle**2
+                      - IP_POSITION_WEIGHT * position**2).clamp(min=0.05)
 
 
 SHAPED_REWARDS: dict[str, RewardFn] = {
