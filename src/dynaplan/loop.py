@@ -167,7 +167,8 @@ class _Run:
         self.device = resolve_device(config.device)
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
-        for name in ("cuda_graph", "tf32"):  # refuse before anything is written
+        # refuse what cannot run before anything is written
+        for name in ("cuda_graph", "tf32"):
             if getattr(config, name) == "on" and self.device.type != "cuda":
                 raise ConfigError(f"--{name.replace('_', '-')} on needs a CUDA device, and "
                                   f"this run plans on {self.device}")
