@@ -42,10 +42,7 @@ def kind(name: str) -> str:
 
 
 def agent_for(setting, buf, device, cuda_graph: bool):
-    dyn, rew = bench.fitted_models(buf, setting.net if not setting.members else bench.SEED_NET)
-    dyn.to(device).eval()
-    rew.to(device).eval()
-    planned = bench.ensemble_dynamics(setting, buf, device) if setting.members else dyn
+    _, rew, planned = bench.setting_models(setting, buf, device)
     planner = bench.build(setting, planned, rew, device, False, cuda_graph)
     return MPCAgent(planner, device), planner
 

@@ -110,13 +110,9 @@ def main() -> None:
     for setting in bench.SETTINGS:
         if setting.name not in args.settings:
             continue
-        dyn, rew = bench.fitted_models(buf, bench.SEED_NET if setting.members else setting.net)
-        dyn.eval(), rew.eval()
-        if setting.members:
-            planned = bench.ensemble_dynamics(setting, buf, device)
-            gflop = bench.ensemble_gflop(setting, planned)[0]
-        else:
-            planned, gflop = dyn, bench.plan_gflop(setting, dyn, rew)
+        dyn, rew, planned = bench.setting_models(setting, buf, device)
+        gflop = (bench.ensemble_gflop(setting, planned)[0] if setting.members
+                 else bench.plan_gflop(setting, dyn, rew))
         agent = MPCAgent(bench.build(setting, planned, rew, device, compile=False), device)
         rows.append(budget(setting.name, lambda agent=agent: agent.act(buf.obs[0]), gflop,
                            args.calls, probe))

@@ -167,11 +167,19 @@ def seed_models(ref, buf: ReplayBuffer, dyn, rew):
     return models, scalers
 
 
-def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=False) -> dict:
+def setting_models(setting: Setting, buf: ReplayBuffer, device: torch.device):
+    """(dynamics MLP, reward MLP, what the setting plans through) on `device`, in eval
+    mode: the dynamics MLP itself, or for an ensemble setting its EnsembleDynamics (the
+    MLPs are then the seed's, for the seed comparison's shapes)."""
     dyn, rew = fitted_models(buf, setting.net if not setting.members else SEED_NET)
     dyn.to(device).eval()
     rew.to(device).eval()
     planned = ensemble_dynamics(setting, buf, device) if setting.members else dyn
+    return dyn, rew, planned
+
+
+def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=False) -> dict:
+    dyn, rew, planned = setting_models(setting, buf, device)
     planner = build(setting, planned, rew, device, compile, cuda_graph)
     obs_np = buf.obs[0]
     agent = MPCAgent(planner, device)
