@@ -304,28 +304,21 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
     them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
     time the plain planner beside it; tf32: every float32 matmul on a GPU (plans, floor
     probes and fits alike) on TF32 tensor cores, else in full float32."""
-    with tf32_matmuls(tf32):
-        report = _run_bench(device, calls, warmup, seed_reference, compile, fit_epochs,
-                            loop_steps, echo, settings, cuda_graph)
-    return {**report, "tf32": tf32}
-
-
-def _run_bench(device, calls, warmup, seed_reference, compile, fit_epochs, loop_steps, echo,
-               settings, cuda_graph) -> dict:
     if settings is None:
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
     ref = load_seed_reference(seed_reference) if seed_reference else None
     buf = random_data(2000)
     results = []
-    for setting in SETTINGS:
-        if setting.name not in settings:
-            continue
-        echo(f"bench {setting.name} ...")
-        results.append(bench_setting(setting, buf, device, calls, warmup, ref, compile,
-                                     cuda_graph))
-    echo("bench whole loop and fitting ...")
-    steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps, cuda_graph)
-    fit = bench_fit(device, fit_epochs)
+    with tf32_matmuls(tf32):
+        for setting in SETTINGS:
+            if setting.name not in settings:
+                continue
+            echo(f"bench {setting.name} ...")
+            results.append(bench_setting(setting, buf, device, calls, warmup, ref, compile,
+                                         cuda_graph))
+        echo("bench whole loop and fitting ...")
+        steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps, cuda_graph)
+        fit = bench_fit(device, fit_epochs)
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "torch": torch.__version__,
@@ -334,6 +327,7 @@ def _run_bench(device, calls, warmup, seed_reference, compile, fit_epochs, loop_
         "cpu": platform.processor() or platform.machine(),
         "compile": compile,
         "cuda_graph": cuda_graph,
+        "tf32": tf32,
         "calls": calls,
         # the median of the square probes' rates beside each setting and the fits
         "square_matmul_gflops": float(np.median(
