@@ -25,6 +25,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def require_cuda(config: TrainConfig, device: torch.device) -> None:
+    """Refuse the GPU-only switches (`cuda_graph`, `tf32`) turned on for a run that plans
+    on `device` when that is not a CUDA device."""
+    for name in ("cuda_graph", "tf32"):
+        if getattr(config, name) == "on" and device.type != "cuda":
+            raise ConfigError(f"--{name.replace('_', '-')} on needs a CUDA device, and this "
+                              f"run plans on {device}")
+
+
 def build_models(
     spec: EnvSpec, device: torch.device, config: TrainConfig | None = None
 ) -> tuple[DynamicsModel | GaussianEnsemble, RewardModel]:
@@ -86,11 +95,8 @@ def build_objective(
                                  generator=generator)
     else:
         model = dynamics
-    tf32 = config.tf32 == "on"
-    device = next(dynamics.parameters()).device
-    if tf32 and device.type != "cuda":
-        raise ConfigError(f"--tf32 on needs a CUDA device, and this run plans on {device}")
-    return ModelObjective(model, reward_fn, termination, tf32=tf32)
+    require_cuda(config, next(dynamics.parameters()).device)
+    return ModelObjective(model, reward_fn, termination, tf32=config.tf32 == "on")
 
 
 def warm_start(config: TrainConfig) -> bool | None:
@@ -123,9 +129,7 @@ def build_planner(
     )
     if config.cuda_graph == "off":
         return planner
-    if generator.device.type != "cuda":
-        raise ConfigError("--cuda-graph on needs a CUDA device, and this run plans on "
-                          f"{generator.device}")
+    require_cuda(config, generator.device)
     try:
         return GraphedPlanner(planner)  # type: ignore[return-value]
     except ValueError as exc:

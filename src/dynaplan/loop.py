@@ -35,6 +35,7 @@ from dynaplan.build import (
     build_models,
     build_objective,
     build_planner,
+    require_cuda,
     resolve_device,
     warm_start,
 )
@@ -168,10 +169,7 @@ class _Run:
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
         # refuse what cannot run before anything is written
-        for name in ("cuda_graph", "tf32"):
-            if getattr(config, name) == "on" and self.device.type != "cuda":
-                raise ConfigError(f"--{name.replace('_', '-')} on needs a CUDA device, and "
-                                  f"this run plans on {self.device}")
+        require_cuda(config, self.device)
         if config.reward != "learned":
             planning_reward(config.env, config.reward)
         # (a known termination is checked by TrainConfig itself)
