@@ -11,7 +11,6 @@ planners' first actions (the same sampling, so they must agree).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -19,6 +18,7 @@ import torch
 from dynaplan import bench
 from dynaplan.agent import MPCAgent
 from dynaplan.envs import known_reward, make_env
+from dynaplan.matmul_floor import time_interleaved
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective, make_planner
@@ -58,12 +58,8 @@ def main() -> None:
         agents["fused" if fused else "module"] = MPCAgent(planner, torch.device("cpu"))
     obs = buf.obs[0]
     print("first actions:", {k: float(a.act(obs)[0]) for k, a in agents.items()})
-    times: dict[str, list[float]] = {k: [] for k in agents}
-    for _ in range(args.calls):
-        for name, agent in agents.items():
-            start = time.perf_counter()
-            agent.act(obs)
-            times[name].append(time.perf_counter() - start)
+    times = time_interleaved({k: (lambda a=a: a.act(obs)) for k, a in agents.items()},
+                             args.calls)
     fused, module = (1e3 * float(np.median(times[k])) for k in ("fused", "module"))
     print(f"{vars(args)}: fused {fused:.1f} ms, module {module:.1f} ms, "
           f"ratio {fused / module:.3f} (medians of {args.calls})")
