@@ -64,3 +64,42 @@ def test_tf32_plans_rank_as_float32_and_a_run_takes_the_switch(tmp_path):
     flags = [f for f in TINY if f not in ("--device", "cpu")]
     assert main(["train", *flags, "--device", "cuda", "--tf32", "on",
                  "--out", str(tmp_path / "run")]) == 0
+
+
+@pytest.mark.parametrize("net", [
+    dict(hidden=(200, 200, 200, 200), batch_norm=False, activation="silu"),  # setting c's
+    dict(),  # the seed's 512-256 BatchNorm network
+])
+def test_triton_kernel_compiled_equals_the_torch_path(net, tmp_path):
+    pytest.importorskip("triton")
+    from conftest import TINY
+
+    from dynaplan.cli import main
+
+    dyn, rew = _bn_models(**net)
+    dyn, rew = dyn.to(CUDA), rew.to(CUDA)
+    obs, actions = torch.randn(1, 3, device=CUDA), torch.rand(1, 500, 30, 1, device=CUDA) * 4 - 2
+    for r in (known_reward, rew):
+        torch_path, kernel = (ModelObjective(dyn, r, kernel=k)(obs, actions).cpu()
+                              for k in ("torch", "triton"))
+        torch.testing.assert_close(kernel, torch_path, rtol=1e-4, atol=1e-3)
+    tf32 = ModelObjective(dyn, known_reward, tf32=True, kernel="triton")(obs, actions).cpu()
+    full = ModelObjective(dyn, known_reward)(obs, actions).cpu()
+    torch.testing.assert_close(tf32, full, rtol=2e-2, atol=2e-2)
+    assert tf32[0].argmax().item() in full[0].topk(5).indices.tolist()
+    flags = [f for f in TINY if f not in ("--device", "cpu")]
+    assert main(["train", *flags, "--device", "cuda", "--rollout-kernel", "triton",
+                 "--cuda-graph", "on", "--out", str(tmp_path / "run")]) == 0
+
+
+def test_triton_kernel_through_a_cuda_graph_plans_as_eager():
+    pytest.importorskip("triton")
+    from test_cuda_graph import planner_pair, same_plans
+
+    from dynaplan.planners.graphed import GraphedPlanner
+
+    dyn, _ = _bn_models(hidden=(200, 200, 200, 200), batch_norm=False, activation="silu")
+    objective = ModelObjective(dyn.to(CUDA), known_reward, kernel="triton")
+    eager, inner = planner_pair("cem", objective, num_sequences=500, num_iterations=5,
+                                num_elites=50)
+    same_plans(eager, GraphedPlanner(inner), torch.randn(1, 3, device=CUDA))

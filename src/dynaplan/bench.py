@@ -68,6 +68,11 @@ SETTINGS = (
 CPU_SETTINGS = ("a_seed_cem", "b_seed_random", "c_pets_sized")  # the default off a GPU
 
 
+def setting_named(name: str) -> Setting:
+    """The setting of SETTINGS called `name`."""
+    return next(s for s in SETTINGS if s.name == name)
+
+
 def random_data(n_transitions: int, seed: int = 0) -> ReplayBuffer:
     env, spec = make_env(ENV)
     env.action_space.seed(seed)
@@ -130,9 +135,16 @@ def fit_gflop_per_epoch(train_rows: int, valid_rows: int, epochs: int, per_row: 
 
 
 def build(setting: Setting, dyn, rew, device: torch.device, compile: bool,
-          cuda_graph: bool = False):
+          cuda_graph: bool = False, kernel: str = "torch"):
+    # run_bench's tf32 block sets cuBLAS; the Triton kernel takes the setting from here
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV),
-                               compile=compile)
+                               compile=compile, tf32=tf32, kernel=kernel)
+    return setting_planner(setting, objective, device, cuda_graph)
+
+
+def setting_planner(setting: Setting, objective, device: torch.device, cuda_graph: bool = False):
+    """The setting's planner over `objective`, its generator seeded 0 on `device`."""
     spec = make_env(ENV)[1]
     options: dict = {"num_sequences": setting.num_sequences}
     if setting.planner == "cem":
@@ -178,14 +190,15 @@ def setting_models(setting: Setting, buf: ReplayBuffer, device: torch.device):
     return dyn, rew, planned
 
 
-def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=False) -> dict:
+def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=False,
+                  kernel: str = "torch") -> dict:
     dyn, rew, planned = setting_models(setting, buf, device)
-    planner = build(setting, planned, rew, device, compile, cuda_graph)
+    planner = build(setting, planned, rew, device, compile, cuda_graph, kernel)
     obs_np = buf.obs[0]
     agent = MPCAgent(planner, device)
     timed: dict[str, Callable[[], object]] = {"dynaplan": lambda: agent.act(obs_np)}
     if cuda_graph:  # the same planner without the graph, side by side
-        eager = MPCAgent(build(setting, planned, rew, device, compile), device)
+        eager = MPCAgent(build(setting, planned, rew, device, compile, kernel=kernel), device)
         timed["eager"] = lambda: eager.act(obs_np)
     if ref is not None and setting.seed_planner:
         ref.HORIZON_LENGTH, ref.NUM_ACTIONS_SEQUENCES = setting.horizon, setting.num_sequences
@@ -240,12 +253,14 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
     return out
 
 
-def bench_loop(setting: Setting, buf, device, steps: int, cuda_graph: bool = False) -> float:
+def bench_loop(setting: Setting, buf, device, steps: int, cuda_graph: bool = False,
+               kernel: str = "torch") -> float:
     """MPC environment steps per second (plan + env.step) on Pendulum-v1."""
     dyn, rew = fitted_models(buf, setting.net)
     dyn.to(device).eval()
     rew.to(device).eval()
-    planner = build(setting, dyn, rew, device, compile=False, cuda_graph=cuda_graph)
+    planner = build(setting, dyn, rew, device, compile=False, cuda_graph=cuda_graph,
+                    kernel=kernel)
     agent = MPCAgent(planner, device)
     env = make_env(ENV)[0]
     obs, _ = env.reset(seed=0)
@@ -299,13 +314,16 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
 def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,
               compile: bool, fit_epochs: int, loop_steps: int, echo=print,
               settings: tuple[str, ...] | None = None, cuda_graph: bool = False,
-              tf32: bool = False) -> dict:
+              tf32: bool = False, kernel: str = "torch") -> dict:
     """All figures of `dynaplan bench`. settings: names from SETTINGS (default: all of
-    them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
-    time the plain planner beside it; tf32: every float32 matmul on a GPU (plans, floor
-    probes and fits alike) on TF32 tensor cores, else in full float32."""
+    them on a GPU, CPU_SETTINGS on a CPU; with the Triton kernel those of one dynamics
+    MLP); cuda_graph: plan through GraphedPlanner and time the plain planner beside it;
+    tf32: every float32 matmul on a GPU (plans, floor probes and fits alike) on TF32
+    tensor cores, else in full float32; kernel: the rollouts' (planners/objective.py)."""
     if settings is None:
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
+        if kernel == "triton":
+            settings = tuple(n for n in settings if not setting_named(n).members)
     ref = load_seed_reference(seed_reference) if seed_reference else None
     buf = random_data(2000)
     results = []
@@ -315,9 +333,9 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
                 continue
             echo(f"bench {setting.name} ...")
             results.append(bench_setting(setting, buf, device, calls, warmup, ref, compile,
-                                         cuda_graph))
+                                         cuda_graph, kernel))
         echo("bench whole loop and fitting ...")
-        steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps, cuda_graph)
+        steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps, cuda_graph, kernel)
         fit = bench_fit(device, fit_epochs)
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -328,6 +346,7 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
         "compile": compile,
         "cuda_graph": cuda_graph,
         "tf32": tf32,
+        "rollout_kernel": kernel,
         "calls": calls,
         # the median of the square probes' rates beside each setting and the fits
         "square_matmul_gflops": float(np.median(
@@ -342,7 +361,8 @@ def format_table(report: dict) -> str:
     lines = [f"dynaplan bench: torch {report['torch']}, {report['threads']} threads, "
              f"{report['device']}, {report['date']}"
              + (", CUDA graphs" if report.get("cuda_graph") else "")
-             + (", TF32 matmuls" if report.get("tf32") else ""),
+             + (", TF32 matmuls" if report.get("tf32") else "")
+             + (", Triton rollout kernel" if report.get("rollout_kernel") == "triton" else ""),
              f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s (median); "
              "both rates of each row timed between its plan calls",
              "| setting | ms p50 | ms p99 | GFLOP/call | square GFLOP/s | layer GFLOP/s | "

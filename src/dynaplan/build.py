@@ -12,6 +12,7 @@ from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.ensemble_fit import EnsembleFitter
 from dynaplan.models.fit import ModelFitter
 from dynaplan.models.propagation import EnsembleDynamics
+from dynaplan.models.triton_rollout import unavailable as triton_unavailable
 from dynaplan.planners import ModelObjective, Planner, make_planner
 from dynaplan.planners.graphed import GraphedPlanner
 
@@ -25,13 +26,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+GPU_ONLY = {"cuda_graph": "on", "tf32": "on", "rollout_kernel": "triton"}
+"""The options whose value here needs a CUDA device (and is dropped off one by `eval`)."""
+
+
 def require_cuda(config: TrainConfig, device: torch.device) -> None:
-    """Refuse the GPU-only switches (`cuda_graph`, `tf32`) turned on for a run that plans
-    on `device` when that is not a CUDA device."""
-    for name in ("cuda_graph", "tf32"):
-        if getattr(config, name) == "on" and device.type != "cuda":
-            raise ConfigError(f"--{name.replace('_', '-')} on needs a CUDA device, and this "
-                              f"run plans on {device}")
+    """Refuse the GPU-only settings (GPU_ONLY) for a run that plans on `device` when that
+    is not a CUDA device, and the Triton kernel where the triton package is missing."""
+    for name, value in GPU_ONLY.items():
+        if getattr(config, name) == value and device.type != "cuda":
+            raise ConfigError(f"--{name.replace('_', '-')} {value} needs a CUDA device, and "
+                              f"this run plans on {device}")
+    if config.rollout_kernel == "triton" and (reason := triton_unavailable()) is not None:
+        raise ConfigError(f"--rollout-kernel triton: {reason}")
 
 
 def build_models(
@@ -79,7 +86,8 @@ def build_objective(
     env's known termination with `termination: known`. An ensemble plans
     through EnsembleDynamics, whose member draws and state noise come from `generator`
     (required then; on the CPU or the models' device, which keeps a plan call on a GPU).
-    With `tf32: on` the rollouts multiply on TF32 tensor cores (a CUDA device only)."""
+    With `tf32: on` the rollouts multiply on TF32 tensor cores, with `rollout_kernel:
+    triton` they run as one Triton kernel a call (both a CUDA device only)."""
     if config.reward == "learned":
         reward_fn = reward
     else:
@@ -96,7 +104,8 @@ def build_objective(
     else:
         model = dynamics
     require_cuda(config, next(dynamics.parameters()).device)
-    return ModelObjective(model, reward_fn, termination, tf32=config.tf32 == "on")
+    return ModelObjective(model, reward_fn, termination, tf32=config.tf32 == "on",
+                          kernel=config.rollout_kernel)
 
 
 def warm_start(config: TrainConfig) -> bool | None:

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tf32", action="store_true",
                    help="float32 matmuls on TF32 tensor cores (a CUDA device): plans, "
                         "floor probes and fits")
+    p.add_argument("--rollout-kernel", choices=["torch", "triton"], default="torch",
+                   help="the rollouts as torch ops or one Triton kernel a call (a CUDA "
+                        "device; settings a, b, c: one dynamics MLP)")
     p.add_argument("--settings", nargs="+", metavar="NAME",
                    help="settings to time: a_seed_cem b_seed_random c_pets_sized "
                         "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
@@ -275,8 +278,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dynaplan.bench import SETTINGS, format_table, run_bench, write_json
+    from dynaplan.bench import SETTINGS, format_table, run_bench, setting_named, write_json
     from dynaplan.build import resolve_device
+    from dynaplan.models.triton_rollout import unavailable as triton_unavailable
 
     for name in ("calls", "fit_epochs", "loop_steps"):
         if getattr(args, name) <= 0:
@@ -288,18 +292,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--cuda-graph needs a CUDA device; this bench runs on {device}")
     if args.tf32 and device.type != "cuda":
         raise ConfigError(f"--tf32 needs a CUDA device; this bench runs on {device}")
+    triton = args.rollout_kernel == "triton"
+    if triton and device.type != "cuda":
+        raise ConfigError(f"--rollout-kernel triton needs a CUDA device; this bench runs on "
+                          f"{device}")
+    if triton and (reason := triton_unavailable()) is not None:
+        raise ConfigError(f"--rollout-kernel triton: {reason}")
     settings = None if args.settings is None else tuple(args.settings)
     names = [s.name for s in SETTINGS]
     for name in settings or ():
         if name not in names:
             raise ConfigError(f"unknown bench setting {name!r} (choose from {', '.join(names)})")
+        if triton and setting_named(name).members:
+            raise ConfigError(f"--rollout-kernel triton runs one dynamics MLP; {name} plans "
+                              "through an ensemble")
     # the flags first, then the file: the default path is relative to the project folder
     ref = Path(args.seed_reference) if args.seed_reference else None
     if ref is not None and not ref.is_file():
         raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
     report = run_bench(device, args.calls, args.warmup, ref, args.compile, args.fit_epochs,
                        args.loop_steps, echo=_echo(False), settings=settings,
-                       cuda_graph=args.cuda_graph, tf32=args.tf32)
+                       cuda_graph=args.cuda_graph, tf32=args.tf32, kernel=args.rollout_kernel)
     print(format_table(report))
     if args.json:
         write_json(report, Path(args.json))

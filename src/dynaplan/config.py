@@ -31,6 +31,7 @@ DYNAMICS = ("mlp", "ensemble")
 PROPAGATIONS = ("ts1", "tsinf", "expectation")
 TERMINATIONS = ("none", "known")
 ACTIVATIONS = ("silu", "relu")
+ROLLOUT_KERNELS = ("torch", "triton")  # planners/objective.py KERNELS
 
 
 def _f(default: Any, help: str, **extra: Any) -> Any:
@@ -115,6 +116,10 @@ class TrainConfig:
     tf32: str = _f("off", "planning rollouts multiply on TF32 tensor cores: faster, about "
                    "1e-3 relative error; fitting stays float32 (a CUDA device only; "
                    "precision.py)", choices=SWITCHES)
+    rollout_kernel: str = _f("torch", "run each plan call's rollouts of the dynamics MLP as "
+                             "torch ops step by step, or as one Triton kernel (a CUDA device, "
+                             "the triton package and dynamics mlp; models/triton_rollout.py; "
+                             "experimental)", choices=ROLLOUT_KERNELS)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",
@@ -174,6 +179,13 @@ class TrainConfig:
             raise ConfigError("cuda_graph on needs a CUDA device (device cuda or auto)")
         if self.tf32 == "on" and self.device == "cpu":
             raise ConfigError("tf32 on needs a CUDA device (device cuda or auto)")
+        if self.rollout_kernel == "triton":
+            if self.device == "cpu":
+                raise ConfigError("rollout_kernel triton needs a CUDA device (device cuda or "
+                                  "auto)")
+            if self.dynamics != "mlp":
+                raise ConfigError("rollout_kernel triton runs a single dynamics MLP: "
+                                  "use dynamics mlp")
         if self.dynamics == "ensemble":
             self._check_ensemble()
         if self.termination == "known":

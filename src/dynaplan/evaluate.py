@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from dynaplan.agent import MPCAgent
-from dynaplan.build import build_models, build_objective, build_planner, resolve_device
+from dynaplan.build import GPU_ONLY, build_models, build_objective, build_planner, resolve_device
 from dynaplan.checkpoint import Checkpoint, load_models
 from dynaplan.config import TrainConfig
 from dynaplan.envs import EnvSpec, make_env
@@ -63,9 +63,11 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
     if override:
         config = dataclasses.replace(config, **override)
     dev = resolve_device(device)
-    if dev.type != "cuda" and "on" in (config.cuda_graph, config.tf32):  # a GPU run
-        config = dataclasses.replace(config, cuda_graph="off", tf32="off",  # elsewhere
-                                     device=dev.type)
+    gpu_only = [k for k, v in GPU_ONLY.items() if getattr(config, k) == v]
+    if dev.type != "cuda" and gpu_only:  # a GPU run evaluated elsewhere: its defaults
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        config = dataclasses.replace(config, device=dev.type,
+                                     **{k: defaults[k] for k in gpu_only})
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, dev, config)
     checkpoint = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr, iteration)

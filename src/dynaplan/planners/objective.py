@@ -10,6 +10,7 @@ import torch
 from dynaplan.models.fused import FusedMLPs
 from dynaplan.models.fused_ensemble import FusedEnsemble
 from dynaplan.models.propagation import EnsembleDynamics
+from dynaplan.models.triton_rollout import TritonRollout, unavailable
 from dynaplan.models.world import DynamicsModel, RewardModel
 from dynaplan.precision import tf32_matmuls
 
@@ -21,6 +22,19 @@ class Objective(Protocol):
     def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """obs: [B, O]; actions: [B, N, H, A] -> predicted returns [B, N]."""
         ...
+
+
+KERNELS = ("torch", "triton")
+"""How a plan call's rollouts run: torch ops step by step, or one Triton kernel a call."""
+
+
+def triton_refusal(dynamics, fused: bool = True, compile: bool = False) -> str | None:
+    """Why `kernel="triton"` cannot plan through `dynamics` (one line), or None."""
+    if not isinstance(dynamics, DynamicsModel):
+        return "the Triton rollout kernel runs a single dynamics MLP, not an ensemble"
+    if not fused or compile:
+        return "the Triton rollout kernel replaces the fused path: not with fused off or compile"
+    return None
 
 
 class ModelObjective:
@@ -52,14 +66,25 @@ class ModelObjective:
         fused: bool = True,
         compile: bool = False,
         tf32: bool = False,
+        kernel: str = "torch",
+        kernel_options: dict | None = None,
     ) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        if kernel == "triton":
+            reason = unavailable() or triton_refusal(dynamics, fused, compile)
+            if reason is not None:
+                raise ValueError(reason)
         self.dynamics, self.reward, self.termination = dynamics, reward, termination
-        self.fused, self.compile, self.tf32 = fused, compile, tf32
+        self.fused, self.compile, self.tf32, self.kernel = fused, compile, tf32, kernel
+        self.kernel_options = dict(kernel_options or {})
         self.particles = dynamics.particles if isinstance(dynamics, EnsembleDynamics) else 1
         self._dyn_net: FusedMLPs | None = None
         self._rew_net: FusedMLPs | None = None
         self._ens_net: FusedEnsemble | None = None
-        self._joint = isinstance(dynamics, DynamicsModel) and isinstance(reward, RewardModel)
+        self._triton: TritonRollout | None = None
+        self._joint = (kernel == "torch" and isinstance(dynamics, DynamicsModel)
+                       and isinstance(reward, RewardModel))
         self.version = 0
         """Counts `refresh()` calls: a captured CUDA graph of an older version is stale."""
         self._built = False
@@ -84,6 +109,9 @@ class ModelObjective:
             return
         if isinstance(self.dynamics, DynamicsModel):
             self._dyn_net = FusedMLPs([self.dynamics])
+            if self.kernel == "triton":
+                self._triton = TritonRollout(self._dyn_net, self._dyn_net.w_out_t.shape[1],
+                                             tf32=self.tf32, **self.kernel_options)
         elif not self.compile:  # compiled, the ensemble module itself goes through dynamo
             self._ens_net = FusedEnsemble(self.dynamics.ensemble)
         if isinstance(self.reward, RewardModel):
@@ -156,25 +184,34 @@ class ModelObjective:
         evaluated once over all R x H transitions, since they are rowwise: one call of
         about 10 small kernels instead of one per step (setting c of `dynaplan bench`,
         30 steps). A learned reward model still runs inside the loop, where its
-        activations are R rows, not R x H."""
+        activations are R rows, not R x H, except after the Triton kernel, which leaves
+        no loop to run it in."""
+        if not self._built:
+            self.refresh()
         rows, horizon, _ = actions.shape
-        per_step = isinstance(self.reward, RewardModel)
+        learned = isinstance(self.reward, RewardModel)
+        per_step = learned and self._triton is None
         states, rewards = [state], []
-        for a_t in actions.unbind(1):
-            if per_step:
-                state, reward = self.step(state, a_t)
-                rewards.append(reward)
-            else:
-                state = self.next_state(state, a_t)
-            states.append(state)
-        if per_step and self.termination is None:
-            return torch.stack(rewards, dim=1).sum(dim=1)
-        traj = torch.stack(states, dim=1)  # [R, H + 1, O]
+        if self._triton is not None:
+            traj = self._triton(state, actions)
+        else:
+            for a_t in actions.unbind(1):
+                if per_step:
+                    state, reward = self.step(state, a_t)
+                    rewards.append(reward)
+                else:
+                    state = self.next_state(state, a_t)
+                states.append(state)
+            if per_step and self.termination is None:
+                return torch.stack(rewards, dim=1).sum(dim=1)
+            traj = torch.stack(states, dim=1)  # [R, H + 1, O]
         before = traj[:, :-1].reshape(rows * horizon, -1)
         after = traj[:, 1:].reshape(rows * horizon, -1)
         acts = actions.reshape(rows * horizon, -1)
         if per_step:
             r = torch.stack(rewards, dim=1)
+        elif learned and self._rew_net is not None:  # after the kernel: one batched call
+            r = self._rew_net(torch.cat([before, acts], dim=-1))[0, :, 0].view(rows, horizon)
         else:
             r = self.reward(before, acts, after).view(rows, horizon)  # type: ignore[operator]
         if self.termination is not None:  # no reward after a predicted termination
