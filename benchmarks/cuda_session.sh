@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Issue 3's GPU checks, in one call of a lent GPU machine (its Python has torch but not
+# Issue 3's GPU checks on a lent GPU machine (its Python has torch and triton but not
 # gymnasium): the CUDA tests, a kernel census of plan calls (benchmarks/cuda_profile.py),
-# then `dynaplan bench` through CUDA graphs (each setting's plain calls timed beside it),
-# in float32 and with --tf32. Each step has its own time limit, so a slow one cannot
-# starve the rest.
+# `dynaplan bench` through CUDA graphs (each setting's plain calls timed beside it) in
+# float32 and with --tf32, and the Triton rollout kernel. Each step has its own time
+# limit, so a slow one cannot starve the rest.
 #
-# Usage, from the repository root: bash benchmarks/cuda_session.sh OUT_DIR
+# Usage, from the repository root: bash benchmarks/cuda_session.sh OUT_DIR [STEP ...]
+# STEPs (default: all, in this order; about 10 minutes in all, so a device call of at most
+# 600 s takes a few of them): tests census bench tf32 triton
+#   triton: the Triton rollout kernel against the torch path (triton_rollout_ab.py), its
+#   tile configurations, float32 and TF32, then `dynaplan bench --rollout-kernel triton`.
 # Wheels in .whl/ (gymnasium, Farama-Notifications) are installed to /tmp/site first when
 # present; the seed's code is read from $SEED_REF (default .devcarry/seed_reference.py,
 # a copy of ../shared/anchors/seed_reference.py, which does not travel to the machine).
 set -uo pipefail
-out=${1:?usage: bash benchmarks/cuda_session.sh OUT_DIR}
+out=${1:?usage: bash benchmarks/cuda_session.sh OUT_DIR [STEP ...]}
+shift
+steps=${*:-tests census bench tf32 triton}
+want() { [[ " $steps " == *" $1 "* ]]; }
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -28,16 +35,34 @@ export -f dynaplan
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.used \
         --format=csv
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-    echo "== CUDA tests"
-    timeout 120 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_graph.py \
-        tests/test_cuda_paths.py
-    echo "== kernel census and the epilogue A/B"
-    timeout 100 python3 benchmarks/cuda_profile.py --json "$out/cuda_profile.json"
-    echo "== bench, CUDA graphs (plain calls beside them)"
-    timeout 200 bash -c "dynaplan bench --device cuda --cuda-graph --seed-reference '$ref' \
-        --json '$out/bench_cuda_graph.json'"
-    echo "== bench with TF32 matmuls (plans, floor probes and fits)"
-    timeout 120 bash -c "dynaplan bench --device cuda --cuda-graph --tf32 \
-        --seed-reference '' --json '$out/bench_cuda_tf32.json'"
+    python3 -c "import triton; print('triton', triton.__version__)"
+    if want tests; then
+        echo "== CUDA tests"
+        timeout 150 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_graph.py \
+            tests/test_cuda_paths.py tests/test_triton_rollout.py
+    fi
+    if want census; then
+        echo "== kernel census and the epilogue A/B"
+        timeout 100 python3 benchmarks/cuda_profile.py --json "$out/cuda_profile.json"
+    fi
+    if want bench; then
+        echo "== bench, CUDA graphs (plain calls beside them)"
+        timeout 200 bash -c "dynaplan bench --device cuda --cuda-graph --seed-reference \
+            '$ref' --json '$out/bench_cuda_graph.json'"
+    fi
+    if want tf32; then
+        echo "== bench with TF32 matmuls (plans, floor probes and fits)"
+        timeout 120 bash -c "dynaplan bench --device cuda --cuda-graph --tf32 \
+            --seed-reference '' --json '$out/bench_cuda_tf32.json'"
+    fi
+    if want triton; then
+        echo "== the Triton rollout kernel against the torch path, through CUDA graphs"
+        timeout 200 python3 benchmarks/triton_rollout_ab.py --tf32 --json "$out/triton_ab.json"
+        echo "== bench with the Triton rollout kernel (float32, then TF32)"
+        timeout 100 bash -c "dynaplan bench --device cuda --cuda-graph --rollout-kernel \
+            triton --seed-reference '' --json '$out/bench_cuda_triton.json'"
+        timeout 100 bash -c "dynaplan bench --device cuda --cuda-graph --rollout-kernel \
+            triton --tf32 --seed-reference '' --json '$out/bench_cuda_triton_tf32.json'"
+    fi
     date -u
 } 2>&1 | tee "$out/session.log"
