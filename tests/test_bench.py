@@ -43,6 +43,7 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
     assert code == 0
     report = json.loads(out.read_text())
     assert report["tf32"] is False and report["cuda_graph"] is False
+    assert report["rollout_kernel"] == "torch"
     assert [s["setting"] for s in report["settings"]] == [
         "a_seed_cem", "b_seed_random", "c_pets_sized"]
     for s in report["settings"]:
