@@ -3,8 +3,9 @@ what the compiler made of it: registers per thread, spills to local memory, shar
 and whether the products run on tensor cores (mma instructions in the PTX).
 
 The shapes are those of `dynaplan bench` settings a (the seed's 512-256 network, padded
-to 512) and c (4 x 200 SiLU, padded to a multiple of the tile), for each tile
-configuration of triton_rollout_ab.py, in float32 ("ieee") and TF32. Triton compiles to
+to 512), c (4 x 200 SiLU, padded to a multiple of the tile) and d (c's network as a
+5-member ensemble, TS-inf with sampling), for each tile configuration of
+triton_rollout_ab.py, in float32 ("ieee") and TF32. Triton compiles to
 PTX in-process and assembles with the ptxas it ships, so no GPU and no CUDA toolkit are
 needed; timings need a GPU (triton_rollout_ab.py).
 
@@ -31,10 +32,11 @@ from triton_rollout_ab import CONFIGS  # noqa: E402
 from dynaplan import bench  # noqa: E402
 from dynaplan.models import triton_kernel  # noqa: E402
 from dynaplan.models.fused import FusedMLPs  # noqa: E402
+from dynaplan.models.fused_ensemble import FusedEnsemble  # noqa: E402
 from dynaplan.models.triton_rollout import TritonRollout  # noqa: E402
 
-POINTERS = ("state0", "actions", "traj", "w_in", "b_in", "w_hid", "b_hid", "w_out", "b_out",
-            "scratch")
+POINTERS = ("state0", "actions", "noise", "traj", "w_in", "b_in", "w_hid", "b_hid", "w_out",
+            "b_out", "w_var", "b_var", "var_max", "var_span", "var_offset", "scratch")
 
 
 def resources(cubin: bytes) -> dict:
@@ -52,8 +54,8 @@ def resources(cubin: bytes) -> dict:
 def compile_kernel(rollout: TritonRollout, arch: int) -> dict:
     fn = triton_kernel.rollout_kernel
     consts = dict(OBS=rollout.obs_dim, ACT=rollout.action_dim, KI=rollout.ki, P=rollout.p,
-                  NL=rollout.layers, BM=rollout.block_m, BN=rollout.block,
-                  SILU=rollout.silu, PRECISION=rollout.precision)
+                  NL=rollout.layers, E=rollout.members, BM=rollout.block_m, BN=rollout.block,
+                  SILU=rollout.silu, NOISE=rollout.sample, PRECISION=rollout.precision)
     signature = {**{n: "*fp32" for n in POINTERS}, "R": "i32", "H": "i32",
                  **{k: "constexpr" for k in consts}}
     src = ASTSource(fn=fn, signature=signature,
@@ -76,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
 
     buf = bench.random_data(2000)
     rows = []
-    for name in ("a_seed_cem", "c_pets_sized"):
-        dyn = bench.setting_models(bench.setting_named(name), buf, torch.device("cpu"))[0]
-        net = FusedMLPs([dyn])
+    for name in ("a_seed_cem", "c_pets_sized", "d_pets_paper"):
+        setting = bench.setting_named(name)
+        _, _, planned = bench.setting_models(setting, buf, torch.device("cpu"))
+        if setting.members:
+            net, sample = FusedEnsemble(planned.ensemble, split=1), planned.sample
+        else:
+            net, sample = FusedMLPs([planned]), False
         for block, block_m, warps in CONFIGS:
             for tf32 in (False, True):
                 rollout = TritonRollout(net, buf.obs_dim, tf32=tf32, block=block,
-                                        block_m=block_m, num_warps=warps)
+                                        block_m=block_m, num_warps=warps, sample=sample)
                 for arch in args.arch:
                     row = {"setting": name, "sm": arch, "block": block, "block_m": block_m,
                            "num_warps": warps, "precision": rollout.precision,

@@ -1,5 +1,5 @@
 """The Triton rollout kernel against the torch path, on a GPU: plan calls of `dynaplan
-bench` settings a and c, interleaved call by call, through CUDA graphs.
+bench` settings a, c and d, interleaved call by call, through CUDA graphs.
 
 For each setting and precision (float32, and TF32 with --tf32) it times the torch path
 (cuBLAS, FusedMLPs) and the kernel under each tile configuration (block, block_m,
@@ -24,11 +24,20 @@ CONFIGS = ((32, 16, 4), (64, 16, 4), (32, 16, 8), (64, 16, 8), (32, 32, 4), (128
 """(block, block_m, num_warps) tried on the GPU."""
 
 
+def returns_from(objective, obs, actions, generator, state):
+    """The objective's returns with `generator` (if any) set to `state` first, so that
+    every path draws the same particles."""
+    if generator is not None:
+        generator.set_state(state)
+    return objective(obs, actions)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--settings", nargs="+", default=["a_seed_cem", "c_pets_sized"])
+    p.add_argument("--settings", nargs="+", default=["a_seed_cem", "c_pets_sized",
+                                                     "d_pets_paper"])
     p.add_argument("--tf32", action="store_true", help="also time both paths in TF32")
     p.add_argument("--configs", type=int, default=len(CONFIGS),
                    help="the first N tile configurations of CONFIGS")
@@ -59,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         setting = bench.setting_named(name)
         if args.tiny:
             setting = dataclasses.replace(setting, num_sequences=16, horizon=2, iterations=1,
-                                          elites=4)
-        _, rew, dyn = bench.setting_models(setting, buf, device)
+                                          elites=4, particles=min(setting.particles, 5))
+        _, rew, dyn = bench.setting_models(setting, buf, device)  # d: a TS-inf ensemble
         reward = rew if setting.learned_reward else known_reward(bench.ENV)
         gen = torch.Generator().manual_seed(1)
         actions = (torch.rand(1, setting.num_sequences, setting.horizon, 1, generator=gen)
@@ -74,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
                     "kernel_options": dict(block=block, block_m=block_m, num_warps=warps)}
             objectives = {k: ModelObjective(dyn, reward, tf32=tf32, **v)
                           for k, v in paths.items()}
-            want = objectives["torch"](obs, actions)
+            gen = getattr(dyn, "generator", None)  # an ensemble's particle draws
+            start = None if gen is None else gen.get_state()
+            want = returns_from(objectives["torch"], obs, actions, gen, start)
             agents, err = {}, {}
             for key, objective in objectives.items():
-                err[key] = float((objective(obs, actions) - want).abs().max())
+                got = returns_from(objective, obs, actions, gen, start)
+                err[key] = float((got - want).abs().max())
                 planner = bench.setting_planner(setting, objective, device,
                                                 cuda_graph=device.type == "cuda")
                 agent = MPCAgent(planner, device)

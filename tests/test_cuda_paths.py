@@ -103,3 +103,23 @@ def test_triton_kernel_through_a_cuda_graph_plans_as_eager():
     eager, inner = planner_pair("cem", objective, num_sequences=500, num_iterations=5,
                                 num_elites=50)
     same_plans(eager, GraphedPlanner(inner), torch.randn(1, 3, device=CUDA))
+
+
+def test_triton_ensemble_kernel_compiled_plans_as_the_torch_path(tmp_path):
+    pytest.importorskip("triton")
+    from conftest import TINY
+
+    from dynaplan.cli import main
+
+    ens = random_ensemble("silu", 4).to(CUDA)  # 4 of 5 members kept; setting d's rows
+    obs, actions = torch.randn(1, 3, device=CUDA), torch.rand(1, 500, 30, 2, device=CUDA) * 2 - 1
+    got = []
+    for kernel in ("torch", "triton"):
+        dyn = EnsembleDynamics(ens, "tsinf", 20,
+                               generator=torch.Generator(device=CUDA).manual_seed(3))
+        got.append(ModelObjective(dyn, reward, kernel=kernel)(obs, actions).cpu())
+    torch.testing.assert_close(got[1], got[0], rtol=1e-4, atol=1e-3)
+    flags = [f for f in TINY if f not in ("--device", "cpu")]
+    assert main(["train", *flags, "--device", "cuda", "--dynamics", "ensemble",
+                 "--propagation", "tsinf", "--particles", "5", "--rollout-kernel", "triton",
+                 "--cuda-graph", "on", "--out", str(tmp_path / "run")]) == 0

@@ -1,7 +1,8 @@
-"""The Triton rollout kernel computes what the dynamics MLP computes step by step, and the
-objective built on it returns what the torch path returns. Without a GPU the kernel runs
-in Triton's interpreter (conftest.py sets TRITON_INTERPRET): the same kernel source, its
-arithmetic and indexing, on CPU tensors. Its compiled form runs in test_cuda_paths.py."""
+"""The Triton rollout kernel computes what the dynamics MLP (or a TS-inf ensemble) computes
+step by step, and the objective built on it returns what the torch path returns. Without
+a GPU the kernel runs in Triton's interpreter (conftest.py sets TRITON_INTERPRET): the
+same kernel source, its arithmetic and indexing, on CPU tensors. Its compiled form runs
+in test_cuda_paths.py."""
 
 import json
 import shutil
@@ -12,7 +13,10 @@ from conftest import TINY
 from test_objective_paths import _bn_models, known_reward, leaves_box, reference
 
 from dynaplan.cli import main
+from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.fused_ensemble import FusedEnsemble
+from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective, make_planner
 
 pytest.importorskip("triton")
@@ -87,6 +91,64 @@ def test_cem_plans_the_same_on_the_kernel():
                                rtol=1e-4, atol=1e-4)
 
 
+def gaussian_ensemble(activation="silu", kept=(0, 2, 3)):
+    """Four members with fitted normalizers and tight log-variance bounds; `kept` plan."""
+    torch.manual_seed(1)
+    ens = GaussianEnsemble(4, 3, members=4, hidden=(40, 40), activation=activation)
+    ens.input_norm.fit(torch.randn(200, 4) * 2 + 1)
+    ens.output_norm.fit(torch.randn(200, 3) * 0.2)
+    with torch.no_grad():
+        ens.max_logvar.fill_(0.3)
+        ens.min_logvar.fill_(-4.0)
+    ens.elites = torch.tensor(kept)
+    return ens.eval()
+
+
+@needs_interpreter
+@pytest.mark.parametrize("sample", [True, False])
+@pytest.mark.parametrize("activation, kept", [("silu", (0, 2, 3)), ("relu", (0, 1, 2, 3))])
+def test_ensemble_kernel_returns_the_torch_paths(sample, activation, kept):
+    ens = gaussian_ensemble(activation, kept)
+    obs, actions = torch.randn(2, 3), torch.rand(2, 7, 5, 1) * 4 - 2
+    got = []
+    for kernel in ("torch", "triton"):
+        dyn = EnsembleDynamics(ens, "tsinf", 2 * len(kept), sample=sample,
+                               generator=torch.Generator().manual_seed(4))
+        got.append(ModelObjective(dyn, known_reward, kernel=kernel)(obs, actions))
+        assert dyn.generator.initial_seed() == 4
+    torch.testing.assert_close(got[1], got[0], rtol=1e-4, atol=1e-4)
+
+
+@needs_interpreter
+def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
+    ens = gaussian_ensemble()
+    obs = torch.randn(1, 3)
+    plans = []
+    for kernel in ("torch", "triton"):
+        dyn = EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
+        planner = make_planner("cem", ModelObjective(dyn, known_reward, kernel=kernel),
+                               torch.tensor([-2.0]), torch.tensor([2.0]), 4,
+                               torch.Generator().manual_seed(0), num_sequences=16,
+                               num_iterations=2, num_elites=4)
+        plans.append((planner.plan(obs), dyn.generator.get_state()))
+    (torch_plan, torch_gen), (kernel_plan, kernel_gen) = plans
+    torch.testing.assert_close(kernel_plan.actions, torch_plan.actions)
+    torch.testing.assert_close(kernel_plan.predicted_return, torch_plan.predicted_return,
+                               rtol=1e-4, atol=1e-4)
+    assert torch.equal(kernel_gen, torch_gen)  # the same draws, and as many
+
+
+@needs_interpreter
+def test_a_sampled_rollout_refuses_missing_noise():
+    ens = gaussian_ensemble()
+    rollout = TritonRollout(FusedEnsemble(ens, split=1), 3, sample=True)
+    state, actions = torch.zeros(6, 3), torch.zeros(6, 2, 1)
+    with pytest.raises(ValueError, match=r"needs noise of shape \(2, 3, 2, 3\)"):
+        rollout(state, actions)
+    with pytest.raises(ValueError, match="multiple of the members"):
+        rollout(torch.zeros(5, 3), torch.zeros(5, 2, 1), torch.zeros(2, 3, 1, 3))
+
+
 @needs_interpreter
 def test_refresh_snapshots_the_new_weights():
     dyn, rew = _bn_models(hidden=SMALL)
@@ -104,13 +166,11 @@ def test_refresh_snapshots_the_new_weights():
 
 
 def test_kernel_refuses_what_it_cannot_run(monkeypatch):
-    from dynaplan.models.ensemble import GaussianEnsemble
-    from dynaplan.models.propagation import EnsembleDynamics
-
     dyn, rew = _bn_models()
-    ens = EnsembleDynamics(GaussianEnsemble(4, 3, 2, hidden=(8,)), "tsinf", 2)
-    with pytest.raises(ValueError, match="single dynamics MLP, not an ensemble"):
-        ModelObjective(ens, known_reward, kernel="triton")
+    for propagation in ("ts1", "expectation"):
+        ens = EnsembleDynamics(GaussianEnsemble(4, 3, 2, hidden=(8,)), propagation, 2)
+        with pytest.raises(ValueError, match=f"by tsinf only, not {propagation}"):
+            ModelObjective(ens, known_reward, kernel="triton")
     with pytest.raises(ValueError, match="not with fused off or compile"):
         ModelObjective(dyn, rew, compile=True, kernel="triton")
     with pytest.raises(ValueError, match="kernel must be one of torch, triton"):
@@ -144,8 +204,8 @@ def test_missing_triton_is_one_line(monkeypatch, capsys, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 @pytest.mark.parametrize("flags, words", [
     (["--device", "cpu"], "rollout_kernel triton needs a CUDA device"),
-    (["--dynamics", "ensemble", "--device", "auto"], "rollout_kernel triton runs a single "
-                                                     "dynamics MLP"),
+    (["--dynamics", "ensemble", "--propagation", "ts1", "--device", "auto"],
+     "rollout_kernel triton propagates an ensemble by tsinf only, not ts1"),
     (["--device", "auto"], "--rollout-kernel triton needs a CUDA device, and this run plans "
                            "on cpu"),
 ])

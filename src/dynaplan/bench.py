@@ -316,14 +316,12 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
               settings: tuple[str, ...] | None = None, cuda_graph: bool = False,
               tf32: bool = False, kernel: str = "torch") -> dict:
     """All figures of `dynaplan bench`. settings: names from SETTINGS (default: all of
-    them on a GPU, CPU_SETTINGS on a CPU; with the Triton kernel those of one dynamics
-    MLP); cuda_graph: plan through GraphedPlanner and time the plain planner beside it;
+    them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
+    time the plain planner beside it;
     tf32: every float32 matmul on a GPU (plans, floor probes and fits alike) on TF32
     tensor cores, else in full float32; kernel: the rollouts' (planners/objective.py)."""
     if settings is None:
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
-        if kernel == "triton":
-            settings = tuple(n for n in settings if not setting_named(n).members)
     ref = load_seed_reference(seed_reference) if seed_reference else None
     buf = random_data(2000)
     results = []

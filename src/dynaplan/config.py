@@ -116,9 +116,9 @@ class TrainConfig:
     tf32: str = _f("off", "planning rollouts multiply on TF32 tensor cores: faster, about "
                    "1e-3 relative error; fitting stays float32 (a CUDA device only; "
                    "precision.py)", choices=SWITCHES)
-    rollout_kernel: str = _f("torch", "run each plan call's rollouts of the dynamics MLP as "
-                             "torch ops step by step, or as one Triton kernel (a CUDA device, "
-                             "the triton package and dynamics mlp; models/triton_rollout.py; "
+    rollout_kernel: str = _f("torch", "run each plan call's dynamics rollouts as torch ops "
+                             "step by step, or as one Triton kernel (a CUDA device, the "
+                             "triton package; an ensemble by tsinf; models/triton_rollout.py; "
                              "experimental)", choices=ROLLOUT_KERNELS)
 
     def __post_init__(self) -> None:
@@ -183,9 +183,9 @@ class TrainConfig:
             if self.device == "cpu":
                 raise ConfigError("rollout_kernel triton needs a CUDA device (device cuda or "
                                   "auto)")
-            if self.dynamics != "mlp":
-                raise ConfigError("rollout_kernel triton runs a single dynamics MLP: "
-                                  "use dynamics mlp")
+            if self.dynamics == "ensemble" and self.propagation != "tsinf":
+                raise ConfigError("rollout_kernel triton propagates an ensemble by tsinf "
+                                  f"only, not {self.propagation}")
         if self.dynamics == "ensemble":
             self._check_ensemble()
         if self.termination == "known":

@@ -82,6 +82,12 @@ class FusedEnsemble:
                                              rep(w.transpose(1, 2)), rep(b))
         self._buffers: dict = {}
 
+    def weights(self, parts: int = 1) -> tuple[list, torch.Tensor, torch.Tensor]:
+        """The folded weights for `parts` parts a member: hidden layers [(w [E' parts, in,
+        out], b [E' parts, 1, out])], the head's weight transposed [E' parts, 2D, h] and
+        its bias [E' parts, 1, 2D] (mean outputs first, then the raw log-variances)."""
+        return self._weights[parts]
+
     def _workspace(self, parts: int, rows: int, x: torch.Tensor) -> list[torch.Tensor]:
         """Output buffers of the hidden layers, kept while the shape stays the same."""
         key = (parts, rows, x.dtype, x.device)

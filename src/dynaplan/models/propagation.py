@@ -64,6 +64,18 @@ class EnsembleDynamics:
         perm = torch.randperm(rows, generator=self.generator, device=self._draw_device(device))
         return perm.to(device).view(rows // e, e).t()
 
+    def draw_noise(self, rows: int, horizon: int, device: torch.device) -> torch.Tensor | None:
+        """The standard normal draws a TS-inf rollout of `rows` rows makes over `horizon`
+        steps, [H, E', R / E', O] on `device`: the same generator calls in the same order
+        as `horizon` calls of this object (for a rollout that runs all steps at once, the
+        Triton kernel); None when it does not sample."""
+        if not self.sample:
+            return None
+        e = int(self.ensemble.elites.numel())
+        shape, draw = (e, rows // e, self.ensemble.out_dim), self._draw_device(device)
+        return torch.stack([torch.randn(shape, generator=self.generator, device=draw)
+                            for _ in range(horizon)]).to(device)
+
     def _draw_device(self, device: torch.device) -> torch.device:
         """Where random draws happen: on the generator's device (a CPU generator for a
         CUDA model costs one copy per step; a CUDA one keeps a plan call on the GPU and

@@ -25,14 +25,25 @@ def _activate(h, SILU: tl.constexpr):
 
 
 @triton.jit
-def rollout_kernel(state0, actions, traj, w_in, b_in, w_hid, b_hid, w_out, b_out, scratch,
-                   R, H, OBS: tl.constexpr, ACT: tl.constexpr, KI: tl.constexpr,
-                   P: tl.constexpr, NL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                   SILU: tl.constexpr, PRECISION: tl.constexpr):
+def _softplus(x):
+    """log(1 + e^x), as torch's softplus (linear above 20)."""
+    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
+
+
+@triton.jit
+def rollout_kernel(state0, actions, noise, traj, w_in, b_in, w_hid, b_hid, w_out, b_out,
+                   w_var, b_var, var_max, var_span, var_offset, scratch, R, H,
+                   OBS: tl.constexpr, ACT: tl.constexpr, KI: tl.constexpr,
+                   P: tl.constexpr, NL: tl.constexpr, E: tl.constexpr, BM: tl.constexpr,
+                   BN: tl.constexpr, SILU: tl.constexpr, NOISE: tl.constexpr,
+                   PRECISION: tl.constexpr):
     # (each loop names its own tiles: Triton types a name once per scope)
     pid = tl.program_id(0)
-    rows = pid * BM + tl.arange(0, BM)
-    live = rows < R
+    member = pid % E  # TS-inf: row g * E + e always runs member e
+    groups = R // E
+    group = (pid // E) * BM + tl.arange(0, BM)
+    rows = group * E + member
+    live = group < groups
     cols = tl.arange(0, KI)  # the padded [state, action] columns
     tile = tl.arange(0, BN)
     local = tl.arange(0, BM)  # this program's scratch rows
@@ -41,7 +52,19 @@ def rollout_kernel(state0, actions, traj, w_in, b_in, w_hid, b_hid, w_out, b_out
     step = (H + 1) * OBS  # one row of traj
     s = tl.load(state0 + rows[:, None] * OBS + cols[None, :], mask=state_cols, other=0.0)
     tl.store(traj + rows[:, None] * step + cols[None, :], s, mask=state_cols)
-    head_bias = tl.load(b_out + cols)
+    # this member's weights
+    w_in += member * (KI * P)
+    b_in += member * P
+    w_hid += member * (NL * P * P)
+    b_hid += member * (NL * P)
+    w_out += member * (P * KI)
+    head_bias = tl.load(b_out + member * KI + cols)
+    if NOISE:  # a Gaussian member's log-variance head and bounds
+        w_var += member * (P * KI)
+        var_bias = tl.load(b_var + member * KI + cols)
+        vmax = tl.load(var_max + cols)
+        vspan = tl.load(var_span + cols)
+        voffset = tl.load(var_offset + cols)
     buf = scratch + pid * (2 * BM * P)
     for t in range(H):
         a = tl.load(actions + rows[:, None] * (H * ACT) + t * ACT + (cols[None, :] - OBS),
@@ -70,14 +93,27 @@ def rollout_kernel(state0, actions, traj, w_in, b_in, w_hid, b_hid, w_out, b_out
                                 SILU)
                 tl.store(dst + local[:, None] * P + n1 * BN + tile[None, :], acc)
             tl.debug_barrier()
-        # head: s_{t+1} = s_t + h W_out + b_out (padding columns stay zero)
+        # head: the change of state (padding columns stay zero); a sampled Gaussian
+        # member adds std * noise, std from its bounded log-variance
         last = buf + (NL % 2) * (BM * P)
         delta = tl.zeros((BM, KI), dtype=tl.float32)
+        raw = tl.zeros((BM, KI), dtype=tl.float32)
         for k2 in range(P // BN):
             h2 = tl.load(last + local[:, None] * P + k2 * BN + tile[None, :])
             w2 = tl.load(w_out + (k2 * BN + tile)[:, None] * KI + cols[None, :])
             delta = tl.dot(h2, w2, delta, input_precision=PRECISION)
-        s = s + delta + head_bias[None, :]
+            if NOISE:
+                wv = tl.load(w_var + (k2 * BN + tile)[:, None] * KI + cols[None, :])
+                raw = tl.dot(h2, wv, raw, input_precision=PRECISION)
+        delta += head_bias[None, :]
+        if NOISE:
+            above = _softplus(vspan[None, :] - _softplus(vmax[None, :] - raw
+                                                         - var_bias[None, :]))
+            std = tl.exp(voffset[None, :] + 0.5 * above)
+            z = tl.load(noise + t * (R * OBS) + member * (groups * OBS)
+                        + group[:, None] * OBS + cols[None, :], mask=state_cols, other=0.0)
+            delta += std * z
+        s = s + delta
         tl.store(traj + rows[:, None] * step + (t + 1) * OBS + cols[None, :], s,
                  mask=state_cols)
         tl.debug_barrier()  # the next step's first layer overwrites buffer 0

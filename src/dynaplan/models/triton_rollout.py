@@ -1,4 +1,5 @@
-"""A dynamics MLP's whole planning rollout as one GPU kernel (Triton).
+"""A dynamics model's whole planning rollout as one GPU kernel (Triton): a single MLP, or a
+probabilistic ensemble propagated by TS-inf.
 
 On a GPU the torch path runs each planning step as about 15 kernels (setting c of
 `dynaplan bench`: 5 matmuls, 4 activations and their bias copies, 14.8 kernels a step by
@@ -16,10 +17,17 @@ every step itself:
   every step: `traj` [R, H + 1, O], from which the objective evaluates rewards and
   terminations over all R x H transitions at once, as it does on the torch path.
 
-The weights are FusedMLPs' (normalizers and BatchNorm folded in), zero-padded once per
-fit: every hidden width to P, a multiple of `BLOCK`, the input to KI columns, the head to
-KI outputs. Padded units have zero weights and bias, so their activations (ReLU or SiLU of
-0) are 0 and change nothing.
+The weights are FusedMLPs' or FusedEnsemble's (normalizers and BatchNorm folded in),
+zero-padded once per fit: every hidden width to P, a multiple of `BLOCK`, the input to KI
+columns, the head to KI outputs. Padded units have zero weights and bias, so their
+activations (ReLU or SiLU of 0) are 0 and change nothing.
+
+An ensemble of E members runs TS-inf: rows interleave the members (row g * E + e keeps
+member e, as `EnsembleDynamics` lays them out), each program takes rows of one member,
+and a sampled step adds std * noise, std from the member's bounded log-variance. The
+noise [H, E, R / E, O] is drawn before the launch by `EnsembleDynamics.draw_noise`, with
+the same generator calls in the same order as the torch path, so both plan from the same
+numbers.
 
 Precision: "ieee" multiplies in full float32 (the torch path's results, up to rounding
 order), "tf32" on the tensor cores (`--tf32 on`).
@@ -36,6 +44,7 @@ import importlib.util
 import torch
 
 from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.fused_ensemble import FusedEnsemble
 
 BLOCK = 32
 """Width of the column tiles of every layer (and the step of the hidden padding)."""
@@ -50,55 +59,73 @@ def unavailable() -> str | None:
     return None
 
 
-def _pad(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    out = t.new_zeros(rows, cols)
-    out[: t.shape[0], : t.shape[1]] = t
+def _pad(t: torch.Tensor, *shape: int) -> torch.Tensor:
+    """`t` zero-padded at the end of each dimension to `shape`."""
+    out = t.new_zeros(shape)
+    out[tuple(slice(0, n) for n in t.shape)] = t
     return out
 
 
 class TritonRollout:
-    """state [R, O], actions [R, H, A] -> traj [R, H + 1, O]: the states a single dynamics
-    MLP (a FusedMLPs of one network) predicts along each row's action sequence.
+    """state [R, O], actions [R, H, A] (, noise) -> traj [R, H + 1, O]: the states the
+    dynamics model predicts along each row's action sequence. `net` is a FusedMLPs of one
+    dynamics network, or a FusedEnsemble (TS-inf; `sample`: add the Gaussian noise).
 
-    A snapshot of `net`'s weights, like FusedMLPs itself: build a new one after every fit.
+    A snapshot of `net`'s weights, like `net` itself: build a new one after every fit.
     `block` (the column tile, a power of two >= 16), `block_m` (rows a program carries, a
     power of two >= 16) and `num_warps` are the launch's tuning knobs; the defaults are a
     guess that `benchmarks/triton_rollout_ab.py` is there to replace with measured values.
     """
 
-    def __init__(self, net: FusedMLPs, obs_dim: int, tf32: bool = False, block: int = BLOCK,
-                 block_m: int = BLOCK_M, num_warps: int = 4) -> None:
+    def __init__(self, net: FusedMLPs | FusedEnsemble, obs_dim: int, tf32: bool = False,
+                 block: int = BLOCK, block_m: int = BLOCK_M, num_warps: int = 4,
+                 sample: bool = False) -> None:
         reason = unavailable()
         if reason is not None:
             raise RuntimeError(reason)
         from dynaplan.models import triton_kernel
 
         self._kernel = triton_kernel
-        if net.k != 1:
-            raise ValueError("TritonRollout runs one network (a FusedMLPs of K = 1)")
         for name, value in (("block", block), ("block_m", block_m)):
             if value < 16 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two >= 16, got {value}")
-        w_in, ws, w_out_t = net.w_in[0], [w[0] for w in net.ws], net.w_out_t[0]
-        in_dim = w_in.shape[0]
-        if in_dim <= obs_dim or w_out_t.shape[0] != obs_dim:
+        if isinstance(net, FusedEnsemble):
+            layers, head, var = _ensemble_layers(net, obs_dim)
+            self.members, self.sample = net.members, sample
+        else:
+            if net.k != 1:
+                raise ValueError("TritonRollout runs one network (a FusedMLPs of K = 1)")
+            layers = [(net.w_in, net.b_in[:, 0])]  # each [1, ...]: one member
+            layers += [(w, b[:, 0]) for w, b in zip(net.ws, net.bs)]
+            head, var = (net.w_out_t.transpose(1, 2), net.b_out[:, 0]), None
+            self.members, self.sample = 1, False
+        in_dim = layers[0][0].shape[1]
+        if in_dim <= obs_dim or head[0].shape[2] != obs_dim:
             raise ValueError("TritonRollout needs a dynamics network: [obs, action] -> obs")
-        widths = [w_in.shape[1], *(w.shape[1] for w in ws)]
+        e = self.members
         self.obs_dim, self.action_dim = obs_dim, in_dim - obs_dim
         self.block, self.block_m, self.num_warps = block, block_m, num_warps
         self.ki = max(16, 1 << (in_dim - 1).bit_length())
-        self.p = -(-max(widths) // block) * block
+        widths = [w.shape[2] for w, _ in layers]
+        self.p = p = -(-max(widths) // block) * block
         self.silu = net.activation == "silu"
         self.precision = "tf32" if tf32 else "ieee"
-        p, ki = self.p, self.ki
-        self.w_in = _pad(w_in, ki, p)
-        self.b_in = _pad(net.b_in[0], 1, p)[0]
-        self.layers = len(ws)
-        hid = [_pad(w, p, p) for w in ws] or [w_in.new_zeros(p, p)]  # a dummy when NL = 0
-        self.w_hid = torch.stack(hid).contiguous()
-        self.b_hid = torch.stack([_pad(b[0], 1, p)[0] for b in net.bs] or [w_in.new_zeros(p)])
-        self.w_out = _pad(w_out_t.t(), p, ki)
-        self.b_out = _pad(net.b_out[0], 1, ki)[0]
+        ki = self.ki
+        (w_in, b_in), hidden = layers[0], layers[1:]
+        self.w_in, self.b_in = _pad(w_in, e, ki, p), _pad(b_in, e, p)
+        self.layers = len(hidden)
+        count = max(1, len(hidden))  # a zero dummy when there is no hidden-to-hidden layer
+        self.w_hid = torch.zeros(e, count, p, p, dtype=w_in.dtype, device=w_in.device)
+        self.b_hid = torch.zeros(e, count, p, dtype=w_in.dtype, device=w_in.device)
+        for i, (w, b) in enumerate(hidden):
+            self.w_hid[:, i, : w.shape[1], : w.shape[2]] = w
+            self.b_hid[:, i, : b.shape[1]] = b
+        self.w_out, self.b_out = _pad(head[0], e, p, ki), _pad(head[1], e, ki)
+        if var is None:  # unused by the kernel without noise: any tensor of the right type
+            var = (self.w_out, self.b_out, *(self.b_out[0],) * 3)
+        else:
+            var = (_pad(var[0], e, p, ki), _pad(var[1], e, ki), *(_pad(c, ki) for c in var[2:]))
+        self.w_var, self.b_var, self.var_max, self.var_span, self.var_offset = var
         self._scratch: torch.Tensor | None = None
 
     def _scratch_for(self, programs: int, like: torch.Tensor) -> torch.Tensor:
@@ -110,18 +137,43 @@ class TritonRollout:
             self._scratch = like.new_empty(need)
         return self._scratch
 
-    def __call__(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, state: torch.Tensor, actions: torch.Tensor,
+                 noise: torch.Tensor | None = None) -> torch.Tensor:
+        """noise [H, E, R / E, O], standard normal: required when sampling, else unused."""
         if state.device.type != "cuda" and not self._kernel.INTERPRETED:
             raise RuntimeError("the Triton rollout kernel runs on CUDA tensors (on a CPU only "
                                "in Triton's interpreter: TRITON_INTERPRET=1)")
         rows, horizon, _ = actions.shape
+        e = self.members
+        if rows % e:
+            raise ValueError(f"rows ({rows}) must be a multiple of the members ({e})")
+        if self.sample:
+            if noise is None or noise.shape != (horizon, e, rows // e, self.obs_dim):
+                raise ValueError(f"a sampled rollout needs noise of shape "
+                                 f"{(horizon, e, rows // e, self.obs_dim)}")
+            noise = noise.contiguous()
+        else:
+            noise = state  # not read
         state, actions = state.contiguous(), actions.contiguous()
         traj = state.new_empty(rows, horizon + 1, self.obs_dim)
-        programs = -(-rows // self.block_m)
+        programs = e * -(-(rows // e) // self.block_m)
         self._kernel.rollout_kernel[(programs,)](
-            state, actions, traj, self.w_in, self.b_in, self.w_hid, self.b_hid, self.w_out,
-            self.b_out, self._scratch_for(programs, state), rows, horizon,
+            state, actions, noise, traj, self.w_in, self.b_in, self.w_hid, self.b_hid,
+            self.w_out, self.b_out, self.w_var, self.b_var, self.var_max, self.var_span,
+            self.var_offset, self._scratch_for(programs, state), rows, horizon,
             OBS=self.obs_dim, ACT=self.action_dim, KI=self.ki, P=self.p, NL=self.layers,
-            BM=self.block_m, BN=self.block, SILU=self.silu, PRECISION=self.precision,
-            num_warps=self.num_warps)
+            E=e, BM=self.block_m, BN=self.block, SILU=self.silu, NOISE=self.sample,
+            PRECISION=self.precision, num_warps=self.num_warps)
         return traj
+
+
+def _ensemble_layers(net: FusedEnsemble, obs_dim: int):
+    """A FusedEnsemble's folded weights as (layers [(w [E, in, out], b [E, out])], the mean
+    head (w [E, h, O], b [E, O]), the log-variance head and bounds)."""
+    layers, head_t, head_b = net.weights(1)
+    d = net.out_dim
+    layers = [(w, b[:, 0]) for w, b in layers]
+    mean = (head_t[:, :d].transpose(1, 2), head_b[:, 0, :d])
+    var = (head_t[:, d:].transpose(1, 2), head_b[:, 0, d:], net.max_logvar.reshape(-1),
+           net.span_logvar.reshape(-1), net.log_std_offset.reshape(-1))
+    return layers, mean, var

@@ -30,8 +30,9 @@ KERNELS = ("torch", "triton")
 
 def triton_refusal(dynamics, fused: bool = True, compile: bool = False) -> str | None:
     """Why `kernel="triton"` cannot plan through `dynamics` (one line), or None."""
-    if not isinstance(dynamics, DynamicsModel):
-        return "the Triton rollout kernel runs a single dynamics MLP, not an ensemble"
+    if isinstance(dynamics, EnsembleDynamics) and dynamics.propagation != "tsinf":
+        return ("the Triton rollout kernel propagates an ensemble by tsinf only, not "
+                f"{dynamics.propagation}")
     if not fused or compile:
         return "the Triton rollout kernel replaces the fused path: not with fused off or compile"
     return None
@@ -113,7 +114,12 @@ class ModelObjective:
                 self._triton = TritonRollout(self._dyn_net, self._dyn_net.w_out_t.shape[1],
                                              tf32=self.tf32, **self.kernel_options)
         elif not self.compile:  # compiled, the ensemble module itself goes through dynamo
-            self._ens_net = FusedEnsemble(self.dynamics.ensemble)
+            ens = self.dynamics.ensemble
+            self._ens_net = FusedEnsemble(ens, split=1 if self.kernel == "triton" else None)
+            if self.kernel == "triton":
+                self._triton = TritonRollout(self._ens_net, ens.out_dim, tf32=self.tf32,
+                                             sample=self.dynamics.sample,
+                                             **self.kernel_options)
         if isinstance(self.reward, RewardModel):
             self._rew_net = FusedMLPs([self.reward])
         self._step = torch.compile(self._fused_step) if self.compile else self._fused_step
@@ -193,7 +199,10 @@ class ModelObjective:
         per_step = learned and self._triton is None
         states, rewards = [state], []
         if self._triton is not None:
-            traj = self._triton(state, actions)
+            noise = None
+            if isinstance(self.dynamics, EnsembleDynamics):  # the draws of the torch path
+                noise = self.dynamics.draw_noise(rows, horizon, state.device)
+            traj = self._triton(state, actions, noise)
         else:
             for a_t in actions.unbind(1):
                 if per_step:
