@@ -6,17 +6,19 @@
 # limit, so a slow one cannot starve the rest.
 #
 # Usage, from the repository root: bash benchmarks/cuda_session.sh OUT_DIR [STEP ...]
-# STEPs (default: all, in this order; about 10 minutes in all, so a device call of at most
-# 600 s takes a few of them): tests census bench tf32 triton
-#   triton: the Triton rollout kernel against the torch path (triton_rollout_ab.py), its
-#   tile configurations, float32 and TF32, then `dynaplan bench --rollout-kernel triton`.
+# STEPs, in this order (default: all): tests census bench tf32 triton triton-bench
+# Their time limits add up to 17 minutes, and one device call runs at most 600 s, so a
+# session takes a few steps a call: first `tests triton`, then `triton-bench bench tf32`.
+#   triton: the Triton rollout kernel against the torch path (triton_rollout_ab.py):
+#   settings a, c, d, six tile configurations, float32 and TF32, through CUDA graphs;
+#   triton-bench: `dynaplan bench --rollout-kernel triton --tf32`.
 # Wheels in .whl/ (gymnasium, Farama-Notifications) are installed to /tmp/site first when
 # present; the seed's code is read from $SEED_REF (default .devcarry/seed_reference.py,
 # a copy of ../shared/anchors/seed_reference.py, which does not travel to the machine).
 set -uo pipefail
 out=${1:?usage: bash benchmarks/cuda_session.sh OUT_DIR [STEP ...]}
 shift
-steps=${*:-tests census bench tf32 triton}
+steps=${*:-tests census bench tf32 triton triton-bench}
 want() { [[ " $steps " == *" $1 "* ]]; }
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -57,11 +59,12 @@ export -f dynaplan
     fi
     if want triton; then
         echo "== the Triton rollout kernel against the torch path, through CUDA graphs"
-        timeout 200 python3 benchmarks/triton_rollout_ab.py --tf32 --json "$out/triton_ab.json"
-        echo "== bench with the Triton rollout kernel (float32, then TF32)"
-        timeout 100 bash -c "dynaplan bench --device cuda --cuda-graph --rollout-kernel \
-            triton --seed-reference '' --json '$out/bench_cuda_triton.json'"
-        timeout 100 bash -c "dynaplan bench --device cuda --cuda-graph --rollout-kernel \
+        timeout 300 python3 benchmarks/triton_rollout_ab.py --tf32 --calls 100 \
+            --json "$out/triton_ab.json"
+    fi
+    if want triton-bench; then
+        echo "== bench with the Triton rollout kernel and TF32"
+        timeout 150 bash -c "dynaplan bench --device cuda --cuda-graph --rollout-kernel \
             triton --tf32 --seed-reference '' --json '$out/bench_cuda_triton_tf32.json'"
     fi
     date -u
