@@ -317,9 +317,9 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
               tf32: bool = False, kernel: str = "torch") -> dict:
     """All figures of `dynaplan bench`. settings: names from SETTINGS (default: all of
     them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
-    time the plain planner beside it;
-    tf32: every float32 matmul on a GPU (plans, floor probes and fits alike) on TF32
-    tensor cores, else in full float32; kernel: the rollouts' (planners/objective.py)."""
+    time the plain planner beside it; tf32: every float32 matmul on a GPU (plans, floor
+    probes and fits alike) on TF32 tensor cores, else in full float32; kernel: how the
+    rollouts run, torch ops or the Triton kernel (planners/objective.py KERNELS)."""
     if settings is None:
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
     ref = load_seed_reference(seed_reference) if seed_reference else None

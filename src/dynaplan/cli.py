@@ -303,7 +303,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name in settings or ():
         if name not in names:
             raise ConfigError(f"unknown bench setting {name!r} (choose from {', '.join(names)})")
-
     # the flags first, then the file: the default path is relative to the project folder
     ref = Path(args.seed_reference) if args.seed_reference else None
     if ref is not None and not ref.is_file():

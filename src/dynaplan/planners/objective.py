@@ -111,8 +111,9 @@ class ModelObjective:
         if isinstance(self.dynamics, DynamicsModel):
             self._dyn_net = FusedMLPs([self.dynamics])
             if self.kernel == "triton":
-                self._triton = TritonRollout(self._dyn_net, self._dyn_net.w_out_t.shape[1],
-                                             tf32=self.tf32, **self.kernel_options)
+                obs_dim = self.dynamics.output_norm.mean.numel()
+                self._triton = TritonRollout(self._dyn_net, obs_dim, tf32=self.tf32,
+                                             **self.kernel_options)
         elif not self.compile:  # compiled, the ensemble module itself goes through dynamo
             ens = self.dynamics.ensemble
             self._ens_net = FusedEnsemble(ens, split=1 if self.kernel == "triton" else None)
