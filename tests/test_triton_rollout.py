@@ -115,7 +115,6 @@ def test_ensemble_kernel_returns_the_torch_paths(sample, activation, kept):
         dyn = EnsembleDynamics(ens, "tsinf", 2 * len(kept), sample=sample,
                                generator=torch.Generator().manual_seed(4))
         got.append(ModelObjective(dyn, known_reward, kernel=kernel)(obs, actions))
-        assert dyn.generator.initial_seed() == 4
     torch.testing.assert_close(got[1], got[0], rtol=1e-4, atol=1e-4)
 
 
@@ -189,7 +188,7 @@ def test_kernel_refuses_what_it_cannot_run(monkeypatch):
         TritonRollout(FusedMLPs([dyn]), 3)(torch.zeros(2, 3), torch.zeros(2, 3, 1))
 
 
-def test_missing_triton_is_one_line(monkeypatch, capsys, tmp_path):
+def test_missing_triton_is_refused_with_its_install_line(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
