@@ -90,7 +90,7 @@ class TritonRollout:
             if value < 16 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two >= 16, got {value}")
         if isinstance(net, FusedEnsemble):
-            layers, head, var = _ensemble_layers(net, obs_dim)
+            layers, head, var = _ensemble_layers(net)
             self.members, self.sample = net.members, sample
         else:
             if net.k != 1:
@@ -167,7 +167,7 @@ class TritonRollout:
         return traj
 
 
-def _ensemble_layers(net: FusedEnsemble, obs_dim: int):
+def _ensemble_layers(net: FusedEnsemble):
     """A FusedEnsemble's folded weights as (layers [(w [E, in, out], b [E, out])], the mean
     head (w [E, h, O], b [E, O]), the log-variance head and bounds)."""
     layers, head_t, head_b = net.weights(1)
