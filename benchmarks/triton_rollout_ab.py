@@ -20,16 +20,22 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 CONFIGS = ((32, 16, 4), (64, 16, 4), (32, 16, 8), (64, 16, 8), (32, 32, 4), (128, 16, 8))
 """(block, block_m, num_warps) tried on the GPU."""
 
 
-def returns_from(objective, obs, actions, generator, state):
-    """The objective's returns with `generator` (if any) set to `state` first, so that
-    every path draws the same particles."""
-    if generator is not None:
-        generator.set_state(state)
-    return objective(obs, actions)
+def fresh(dynamics):
+    """What one path plans through: an ensemble gets a generator of its own (each CUDA
+    graph registers its own), seeded alike, so every path draws the same particles."""
+    from dynaplan.models.propagation import EnsembleDynamics
+
+    if not isinstance(dynamics, EnsembleDynamics):
+        return dynamics
+    gen = torch.Generator(device=dynamics.generator.device).manual_seed(0)
+    return EnsembleDynamics(dynamics.ensemble, dynamics.propagation, dynamics.particles,
+                            dynamics.sample, gen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is first imported
 
     import numpy as np
-    import torch
 
     from dynaplan import bench
     from dynaplan.agent import MPCAgent
@@ -71,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                                           elites=4, particles=min(setting.particles, 5))
         _, rew, dyn = bench.setting_models(setting, buf, device)  # d: a TS-inf ensemble
         reward = rew if setting.learned_reward else known_reward(bench.ENV)
-        gen = torch.Generator().manual_seed(1)
-        actions = (torch.rand(1, setting.num_sequences, setting.horizon, 1, generator=gen)
+        draws = torch.Generator().manual_seed(1)
+        actions = (torch.rand(1, setting.num_sequences, setting.horizon, 1, generator=draws)
                    * 4 - 2).to(device)
         obs = torch.as_tensor(buf.obs[:1], device=device)
         for tf32 in (False, True) if args.tf32 else (False,):
@@ -81,15 +86,12 @@ def main(argv: list[str] | None = None) -> int:
                 paths[f"triton b{block} m{block_m} w{warps}"] = {
                     "kernel": "triton",
                     "kernel_options": dict(block=block, block_m=block_m, num_warps=warps)}
-            objectives = {k: ModelObjective(dyn, reward, tf32=tf32, **v)
-                          for k, v in paths.items()}
-            gen = getattr(dyn, "generator", None)  # an ensemble's particle draws
-            start = None if gen is None else gen.get_state()
-            want = returns_from(objectives["torch"], obs, actions, gen, start)
+            want = ModelObjective(fresh(dyn), reward, tf32=tf32)(obs, actions)
             agents, err = {}, {}
-            for key, objective in objectives.items():
-                got = returns_from(objective, obs, actions, gen, start)
+            for key, options in paths.items():
+                got = ModelObjective(fresh(dyn), reward, tf32=tf32, **options)(obs, actions)
                 err[key] = float((got - want).abs().max())
+                objective = ModelObjective(fresh(dyn), reward, tf32=tf32, **options)
                 planner = bench.setting_planner(setting, objective, device,
                                                 cuda_graph=device.type == "cuda")
                 agent = MPCAgent(planner, device)
