@@ -109,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{row['setting']:14s} {'tf32' if tf32 else 'fp32'} {key:24s} "
                       f"{row['ms_p50']:8.3f} ms p50 {row['ms_p99']:8.3f} p99  "
                       f"x{row['ratio_to_torch']:.3f}  |dR| {err[key]:.2e}", flush=True)
+    print("fastest path per setting and precision:")
+    for key in dict.fromkeys((r["setting"], r["tf32"]) for r in results):
+        rows = [r for r in results if (r["setting"], r["tf32"]) == key]
+        best = min(rows, key=lambda r: r["ms_p50"])
+        print(f"  {key[0]:14s} {'tf32' if key[1] else 'fp32'}: {best['path']}, "
+              f"{best['ms_p50']:.3f} ms p50, x{best['ratio_to_torch']:.3f} of the torch path")
     if args.json:
         name = "cpu (interpreter)" if args.tiny else torch.cuda.get_device_name()
         Path(args.json).write_text(json.dumps(
