@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dynaplan.config import PLANNER_OPTIONS, SWITCH_OPTIONS, TrainConfig
+from dynaplan.config import GPU_ONLY, PLANNER_OPTIONS, SWITCH_OPTIONS, TrainConfig
 from dynaplan.envs import EnvSpec, known_termination, planning_reward
 from dynaplan.errors import ConfigError
 from dynaplan.models import DynamicsModel, RewardModel
@@ -24,10 +24,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available (use cpu or auto)")
     return torch.device(name)
-
-
-GPU_ONLY = {"cuda_graph": "on", "tf32": "on", "rollout_kernel": "triton"}
-"""The options whose value here needs a CUDA device (and is dropped off one by `eval`)."""
 
 
 def require_cuda(config: TrainConfig, device: torch.device) -> None:

@@ -288,14 +288,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise ConfigError("--warmup must be >= 0")
     device = resolve_device(args.device)
-    if args.cuda_graph and device.type != "cuda":
-        raise ConfigError(f"--cuda-graph needs a CUDA device; this bench runs on {device}")
-    if args.tf32 and device.type != "cuda":
-        raise ConfigError(f"--tf32 needs a CUDA device; this bench runs on {device}")
     triton = args.rollout_kernel == "triton"
-    if triton and device.type != "cuda":
-        raise ConfigError(f"--rollout-kernel triton needs a CUDA device; this bench runs on "
-                          f"{device}")
+    gpu_only = {"--cuda-graph": args.cuda_graph, "--tf32": args.tf32,
+                "--rollout-kernel triton": triton}
+    for flag, given in gpu_only.items():
+        if given and device.type != "cuda":
+            raise ConfigError(f"{flag} needs a CUDA device; this bench runs on {device}")
     if triton and (reason := triton_unavailable()) is not None:
         raise ConfigError(f"--rollout-kernel triton: {reason}")
     settings = None if args.settings is None else tuple(args.settings)

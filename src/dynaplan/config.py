@@ -32,6 +32,8 @@ PROPAGATIONS = ("ts1", "tsinf", "expectation")
 TERMINATIONS = ("none", "known")
 ACTIVATIONS = ("silu", "relu")
 ROLLOUT_KERNELS = ("torch", "triton")  # planners/objective.py KERNELS
+GPU_ONLY = {"cuda_graph": "on", "tf32": "on", "rollout_kernel": "triton"}
+"""The options whose value here needs a CUDA device (and is dropped off one by `eval`)."""
 
 
 def _f(default: Any, help: str, **extra: Any) -> Any:
@@ -175,17 +177,13 @@ class TrainConfig:
                 f"({self.num_sequences})"
             )
 
-        if self.cuda_graph == "on" and self.device == "cpu":
-            raise ConfigError("cuda_graph on needs a CUDA device (device cuda or auto)")
-        if self.tf32 == "on" and self.device == "cpu":
-            raise ConfigError("tf32 on needs a CUDA device (device cuda or auto)")
-        if self.rollout_kernel == "triton":
-            if self.device == "cpu":
-                raise ConfigError("rollout_kernel triton needs a CUDA device (device cuda or "
-                                  "auto)")
-            if self.dynamics == "ensemble" and self.propagation != "tsinf":
-                raise ConfigError("rollout_kernel triton propagates an ensemble by tsinf "
-                                  f"only, not {self.propagation}")
+        for name, value in GPU_ONLY.items():
+            if getattr(self, name) == value and self.device == "cpu":
+                raise ConfigError(f"{name} {value} needs a CUDA device (device cuda or auto)")
+        if (self.rollout_kernel == "triton" and self.dynamics == "ensemble"
+                and self.propagation != "tsinf"):
+            raise ConfigError("rollout_kernel triton propagates an ensemble by tsinf only, "
+                              f"not {self.propagation}")
         if self.dynamics == "ensemble":
             self._check_ensemble()
         if self.termination == "known":

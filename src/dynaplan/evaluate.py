@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from dynaplan.agent import MPCAgent
-from dynaplan.build import GPU_ONLY, build_models, build_objective, build_planner, resolve_device
+from dynaplan.build import build_models, build_objective, build_planner, resolve_device
 from dynaplan.checkpoint import Checkpoint, load_models
-from dynaplan.config import TrainConfig
+from dynaplan.config import GPU_ONLY, TrainConfig
 from dynaplan.envs import EnvSpec, make_env
 from dynaplan.errors import ConfigError
 from dynaplan.rollout import evaluate, warn_stderr
