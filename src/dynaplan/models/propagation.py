@@ -72,9 +72,14 @@ class EnsembleDynamics:
         if not self.sample:
             return None
         e = int(self.ensemble.elites.numel())
-        shape, draw = (e, rows // e, self.ensemble.out_dim), self._draw_device(device)
-        return torch.stack([torch.randn(shape, generator=self.generator, device=draw)
-                            for _ in range(horizon)]).to(device)
+        shape = (e, rows // e, self.ensemble.out_dim)
+        return torch.stack([self._normal(shape, device) for _ in range(horizon)])
+
+    def _normal(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """One step's standard normal noise, drawn from the generator (on its device) and
+        moved to `device`: the one draw that __call__ and draw_noise both make."""
+        noise = torch.randn(shape, generator=self.generator, device=self._draw_device(device))
+        return noise.to(device)
 
     def _draw_device(self, device: torch.device) -> torch.device:
         """Where random draws happen: on the generator's device (a CPU generator for a
@@ -103,9 +108,7 @@ class EnsembleDynamics:
             grouped = x[group]  # [E', R / E', I]
         mean, std = predict(grouped)  # raw state-change units
         if self.sample:
-            noise = torch.randn(mean.shape, generator=self.generator,
-                                device=self._draw_device(mean.device))
-            mean = torch.addcmul(mean, std, noise.to(mean.device))
+            mean = torch.addcmul(mean, std, self._normal(mean.shape, mean.device))
         if self.propagation == "tsinf":
             delta = mean.transpose(0, 1).reshape(rows, -1)
         else:
