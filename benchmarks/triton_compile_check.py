@@ -53,9 +53,7 @@ def resources(cubin: bytes) -> dict:
 
 def compile_kernel(rollout: TritonRollout, arch: int) -> dict:
     fn = triton_kernel.rollout_kernel
-    consts = dict(OBS=rollout.obs_dim, ACT=rollout.action_dim, KI=rollout.ki, P=rollout.p,
-                  NL=rollout.layers, E=rollout.members, BM=rollout.block_m, BN=rollout.block,
-                  SILU=rollout.silu, NOISE=rollout.sample, PRECISION=rollout.precision)
+    consts = rollout.constexprs()
     signature = {**{n: "*fp32" for n in POINTERS}, "R": "i32", "H": "i32",
                  **{k: "constexpr" for k in consts}}
     src = ASTSource(fn=fn, signature=signature,

@@ -114,12 +114,10 @@ class TritonRollout:
         (w_in, b_in), hidden = layers[0], layers[1:]
         self.w_in, self.b_in = _pad(w_in, e, ki, p), _pad(b_in, e, p)
         self.layers = len(hidden)
-        count = max(1, len(hidden))  # a zero dummy when there is no hidden-to-hidden layer
-        self.w_hid = torch.zeros(e, count, p, p, dtype=w_in.dtype, device=w_in.device)
-        self.b_hid = torch.zeros(e, count, p, dtype=w_in.dtype, device=w_in.device)
-        for i, (w, b) in enumerate(hidden):
-            self.w_hid[:, i, : w.shape[1], : w.shape[2]] = w
-            self.b_hid[:, i, : b.shape[1]] = b
+        padded = [(_pad(w, e, p, p), _pad(b, e, p)) for w, b in hidden]
+        padded = padded or [(w_in.new_zeros(e, p, p), w_in.new_zeros(e, p))]  # NL = 0: a dummy
+        self.w_hid = torch.stack([w for w, _ in padded], dim=1)
+        self.b_hid = torch.stack([b for _, b in padded], dim=1)
         self.w_out, self.b_out = _pad(head[0], e, p, ki), _pad(head[1], e, ki)
         if var is None:  # unused by the kernel without noise: any tensor of the right type
             var = (self.w_out, self.b_out, *(self.b_out[0],) * 3)
@@ -161,10 +159,15 @@ class TritonRollout:
             state, actions, noise, traj, self.w_in, self.b_in, self.w_hid, self.b_hid,
             self.w_out, self.b_out, self.w_var, self.b_var, self.var_max, self.var_span,
             self.var_offset, self._scratch_for(programs, state), rows, horizon,
-            OBS=self.obs_dim, ACT=self.action_dim, KI=self.ki, P=self.p, NL=self.layers,
-            E=e, BM=self.block_m, BN=self.block, SILU=self.silu, NOISE=self.sample,
-            PRECISION=self.precision, num_warps=self.num_warps)
+            **self.constexprs(), num_warps=self.num_warps)
         return traj
+
+    def constexprs(self) -> dict:
+        """The kernel's compile-time arguments for this network and these tiles (also what
+        benchmarks/triton_compile_check.py compiles with)."""
+        return dict(OBS=self.obs_dim, ACT=self.action_dim, KI=self.ki, P=self.p,
+                    NL=self.layers, E=self.members, BM=self.block_m, BN=self.block,
+                    SILU=self.silu, NOISE=self.sample, PRECISION=self.precision)
 
 
 def _ensemble_layers(net: FusedEnsemble):
