@@ -10,6 +10,8 @@ import shutil
 import pytest
 import torch
 from conftest import TINY
+from test_fused_ensemble import random_ensemble
+from test_fused_ensemble import reward as ensemble_reward
 from test_objective_paths import _bn_models, known_reward, leaves_box, reference
 
 from dynaplan.cli import main
@@ -91,42 +93,29 @@ def test_cem_plans_the_same_on_the_kernel():
                                rtol=1e-4, atol=1e-4)
 
 
-def gaussian_ensemble(activation="silu", kept=(0, 2, 3)):
-    """Four members with fitted normalizers and tight log-variance bounds; `kept` plan."""
-    torch.manual_seed(1)
-    ens = GaussianEnsemble(4, 3, members=4, hidden=(40, 40), activation=activation)
-    ens.input_norm.fit(torch.randn(200, 4) * 2 + 1)
-    ens.output_norm.fit(torch.randn(200, 3) * 0.2)
-    with torch.no_grad():
-        ens.max_logvar.fill_(0.3)
-        ens.min_logvar.fill_(-4.0)
-    ens.elites = torch.tensor(kept)
-    return ens.eval()
-
-
 @needs_interpreter
 @pytest.mark.parametrize("sample", [True, False])
-@pytest.mark.parametrize("activation, kept", [("silu", (0, 2, 3)), ("relu", (0, 1, 2, 3))])
-def test_ensemble_kernel_returns_the_torch_paths(sample, activation, kept):
-    ens = gaussian_ensemble(activation, kept)
-    obs, actions = torch.randn(2, 3), torch.rand(2, 7, 5, 1) * 4 - 2
+@pytest.mark.parametrize("activation, keep", [("silu", 3), ("relu", 5)])  # of 5 members
+def test_ensemble_kernel_returns_the_torch_paths(sample, activation, keep):
+    ens = random_ensemble(activation, keep)
+    obs, actions = torch.randn(2, 3), torch.rand(2, 7, 5, 2) * 2 - 1
     got = []
     for kernel in ("torch", "triton"):
-        dyn = EnsembleDynamics(ens, "tsinf", 2 * len(kept), sample=sample,
+        dyn = EnsembleDynamics(ens, "tsinf", 2 * keep, sample=sample,
                                generator=torch.Generator().manual_seed(4))
-        got.append(ModelObjective(dyn, known_reward, kernel=kernel)(obs, actions))
+        got.append(ModelObjective(dyn, ensemble_reward, kernel=kernel)(obs, actions))
     torch.testing.assert_close(got[1], got[0], rtol=1e-4, atol=1e-4)
 
 
 @needs_interpreter
 def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
-    ens = gaussian_ensemble()
+    ens = random_ensemble("silu", 3)
     obs = torch.randn(1, 3)
     plans = []
     for kernel in ("torch", "triton"):
         dyn = EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
-        planner = make_planner("cem", ModelObjective(dyn, known_reward, kernel=kernel),
-                               torch.tensor([-2.0]), torch.tensor([2.0]), 4,
+        planner = make_planner("cem", ModelObjective(dyn, ensemble_reward, kernel=kernel),
+                               torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]), 4,
                                torch.Generator().manual_seed(0), num_sequences=16,
                                num_iterations=2, num_elites=4)
         plans.append((planner.plan(obs), dyn.generator.get_state()))
@@ -139,13 +128,13 @@ def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
 
 @needs_interpreter
 def test_a_sampled_rollout_refuses_missing_noise():
-    ens = gaussian_ensemble()
-    rollout = TritonRollout(FusedEnsemble(ens, split=1), 3, sample=True)
-    state, actions = torch.zeros(6, 3), torch.zeros(6, 2, 1)
+    rollout = TritonRollout(FusedEnsemble(random_ensemble("silu", 3), split=1), 3,
+                            sample=True)
+    state, actions = torch.zeros(6, 3), torch.zeros(6, 2, 2)
     with pytest.raises(ValueError, match=r"needs noise of shape \(2, 3, 2, 3\)"):
         rollout(state, actions)
     with pytest.raises(ValueError, match="multiple of the members"):
-        rollout(torch.zeros(5, 3), torch.zeros(5, 2, 1), torch.zeros(2, 3, 1, 3))
+        rollout(torch.zeros(5, 3), torch.zeros(5, 2, 2), torch.zeros(2, 3, 1, 3))
 
 
 @needs_interpreter
