@@ -31,3 +31,5 @@ TINY = [
     "--device", "cpu",
     "--quiet",
 ]
+TINY_NO_DEVICE = [a for a in TINY if a not in ("--device", "cpu")]
+"""TINY without its `--device cpu`, for runs that name their own device."""

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import TINY
+from conftest import TINY, TINY_NO_DEVICE
 
 from dynaplan.cli import main
 
@@ -101,8 +101,8 @@ def test_device_auto_without_cuda_falls_back_with_a_warning(capsys, tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    tiny = [a for a in TINY if a not in ("--device", "cpu")]
-    args = ["train", *tiny, "--iterations", "1", "--device", "auto", "--out", str(tmp_path / "r")]
+    args = ["train", *TINY_NO_DEVICE, "--iterations", "1", "--device", "auto",
+            "--out", str(tmp_path / "r")]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "CUDA is not available, running on the CPU" in err
@@ -115,8 +115,7 @@ def test_gpu_switches_refuse_auto_on_a_cpu(flag, capsys, tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    tiny = [a for a in TINY if a not in ("--device", "cpu")]
-    assert main(["train", *tiny, "--device", "auto", flag, "on",
+    assert main(["train", *TINY_NO_DEVICE, "--device", "auto", flag, "on",
                  "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err

@@ -105,14 +105,13 @@ def test_agent_acts_through_a_graph():
 
 
 def test_train_with_cuda_graph_runs(tmp_path):
-    from conftest import TINY
+    from conftest import TINY_NO_DEVICE
 
     from dynaplan.cli import main
 
-    flags = [f for f in TINY if f not in ("--device", "cpu")]
-    assert main(["train", *flags, "--device", "cuda", "--cuda-graph", "on",
+    assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--cuda-graph", "on",
                  "--out", str(tmp_path / "run")]) == 0
-    assert main(["train", *flags, "--device", "cuda", "--cuda-graph", "on",
+    assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--cuda-graph", "on",
                  "--dynamics", "ensemble", "--ensemble-size", "2", "--particles", "2",
                  "--ensemble-hidden", "16", "--propagation", "tsinf",
                  "--out", str(tmp_path / "ens")]) == 0

@@ -49,7 +49,7 @@ def test_fused_ensemble_on_the_gpu_plans_as_the_module(propagation):
 
 
 def test_tf32_plans_rank_as_float32_and_a_run_takes_the_switch(tmp_path):
-    from conftest import TINY
+    from conftest import TINY_NO_DEVICE
 
     from dynaplan.cli import main
 
@@ -61,8 +61,7 @@ def test_tf32_plans_rank_as_float32_and_a_run_takes_the_switch(tmp_path):
     torch.testing.assert_close(tf32, full, rtol=2e-2, atol=2e-2)
     # the sequence TF32 ranks best is among float32's five best
     assert tf32[0].argmax().item() in full[0].topk(5).indices.tolist()
-    flags = [f for f in TINY if f not in ("--device", "cpu")]
-    assert main(["train", *flags, "--device", "cuda", "--tf32", "on",
+    assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--tf32", "on",
                  "--out", str(tmp_path / "run")]) == 0
 
 
@@ -72,7 +71,7 @@ def test_tf32_plans_rank_as_float32_and_a_run_takes_the_switch(tmp_path):
 ])
 def test_triton_kernel_compiled_equals_the_torch_path(net, tmp_path):
     pytest.importorskip("triton")
-    from conftest import TINY
+    from conftest import TINY_NO_DEVICE
 
     from dynaplan.cli import main
 
@@ -87,8 +86,7 @@ def test_triton_kernel_compiled_equals_the_torch_path(net, tmp_path):
     full = ModelObjective(dyn, known_reward)(obs, actions).cpu()
     torch.testing.assert_close(tf32, full, rtol=2e-2, atol=2e-2)
     assert tf32[0].argmax().item() in full[0].topk(5).indices.tolist()
-    flags = [f for f in TINY if f not in ("--device", "cpu")]
-    assert main(["train", *flags, "--device", "cuda", "--rollout-kernel", "triton",
+    assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--rollout-kernel", "triton",
                  "--cuda-graph", "on", "--out", str(tmp_path / "run")]) == 0
 
 
@@ -107,7 +105,7 @@ def test_triton_kernel_through_a_cuda_graph_plans_as_eager():
 
 def test_triton_ensemble_kernel_compiled_plans_as_the_torch_path(tmp_path):
     pytest.importorskip("triton")
-    from conftest import TINY
+    from conftest import TINY_NO_DEVICE
 
     from dynaplan.cli import main
 
@@ -119,7 +117,6 @@ def test_triton_ensemble_kernel_compiled_plans_as_the_torch_path(tmp_path):
                                generator=torch.Generator(device=CUDA).manual_seed(3))
         got.append(ModelObjective(dyn, reward, kernel=kernel)(obs, actions).cpu())
     torch.testing.assert_close(got[1], got[0], rtol=1e-4, atol=1e-3)
-    flags = [f for f in TINY if f not in ("--device", "cpu")]
-    assert main(["train", *flags, "--device", "cuda", "--dynamics", "ensemble",
+    assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--dynamics", "ensemble",
                  "--propagation", "tsinf", "--particles", "5", "--rollout-kernel", "triton",
                  "--cuda-graph", "on", "--out", str(tmp_path / "run")]) == 0

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, TINY_NO_DEVICE
 from test_fused_ensemble import random_ensemble
 from test_fused_ensemble import reward as ensemble_reward
 from test_objective_paths import _bn_models, known_reward, leaves_box, reference
@@ -198,9 +198,9 @@ def test_missing_triton_is_refused_with_its_install_line(monkeypatch):
                            "on cpu"),
 ])
 def test_train_refuses_the_kernel_off_a_gpu_in_one_line(flags, words, capsys, tmp_path):
-    tiny = [a for a in TINY if a not in ("--device", "cpu")]
     out = tmp_path / "r"
-    assert main(["train", *tiny, *flags, "--rollout-kernel", "triton", "--out", str(out)]) == 2
+    assert main(["train", *TINY_NO_DEVICE, *flags, "--rollout-kernel", "triton",
+                 "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and words in err.strip().splitlines()[-1]
     assert not out.exists()
