@@ -200,6 +200,9 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
     if cuda_graph:  # the same planner without the graph, side by side
         eager = MPCAgent(build(setting, planned, rew, device, compile, kernel=kernel), device)
         timed["eager"] = lambda: eager.act(obs_np)
+    elif kernel != "torch":  # the torch path, side by side
+        plain = MPCAgent(build(setting, planned, rew, device, compile), device)
+        timed["torch"] = lambda: plain.act(obs_np)
     if ref is not None and setting.seed_planner:
         ref.HORIZON_LENGTH, ref.NUM_ACTIONS_SEQUENCES = setting.horizon, setting.num_sequences
         ref.CEM_OPTIMIZATION_ITERS = setting.iterations
@@ -247,9 +250,10 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
     if "seed" in samples:
         out["seed_ms_p50"] = float(np.median(ms["seed"]))
         out["speedup_vs_seed"] = out["seed_ms_p50"] / out["ms_p50"]
-    if "eager" in samples:
-        out["eager_ms_p50"] = float(np.median(ms["eager"]))
-        out["speedup_vs_eager"] = out["eager_ms_p50"] / out["ms_p50"]
+    for other in ("eager", "torch"):
+        if other in samples:
+            out[f"{other}_ms_p50"] = float(np.median(ms[other]))
+            out[f"speedup_vs_{other}"] = out[f"{other}_ms_p50"] / out["ms_p50"]
     return out
 
 
@@ -319,7 +323,8 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
     them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
     time the plain planner beside it; tf32: every float32 matmul on a GPU (plans, floor
     probes and fits alike) on TF32 tensor cores, else in full float32; kernel: how the
-    rollouts run, torch ops or the Triton kernel (planners/objective.py KERNELS)."""
+    rollouts run, torch ops or one kernel a call (planners/objective.py KERNELS; a kernel's
+    plan calls are timed beside the torch path's)."""
     if settings is None:
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
     ref = load_seed_reference(seed_reference) if seed_reference else None
@@ -356,11 +361,12 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
 
 
 def format_table(report: dict) -> str:
+    kernel = report.get("rollout_kernel", "torch")
     lines = [f"dynaplan bench: torch {report['torch']}, {report['threads']} threads, "
              f"{report['device']}, {report['date']}"
              + (", CUDA graphs" if report.get("cuda_graph") else "")
              + (", TF32 matmuls" if report.get("tf32") else "")
-             + (", Triton rollout kernel" if report.get("rollout_kernel") == "triton" else ""),
+             + (f", {kernel} rollout kernel" if kernel != "torch" else ""),
              f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s (median); "
              "both rates of each row timed between its plan calls",
              "| setting | ms p50 | ms p99 | GFLOP/call | square GFLOP/s | layer GFLOP/s | "
@@ -377,6 +383,10 @@ def format_table(report: dict) -> str:
         if "eager_ms_p50" in r:
             lines.append(f"{r['setting']}: without the CUDA graph {r['eager_ms_p50']:.2f} ms "
                          f"p50, so the graph is {r['speedup_vs_eager']:.1f}x faster")
+        if "torch_ms_p50" in r:
+            lines.append(f"{r['setting']}: through torch ops {r['torch_ms_p50']:.2f} ms p50 "
+                         f"(timed beside it), so the {kernel} kernel is "
+                         f"{r['speedup_vs_torch']:.2f}x faster")
     fit = report["fit"]
     lines.append(f"MPC loop (setting a): {report['mpc_steps_per_s']:.1f} env steps/s")
     lines.append(f"fit: {fit['s_per_epoch']:.3f} s/epoch on {fit['transitions']} transitions, "

@@ -11,6 +11,7 @@ from dynaplan.models import DynamicsModel, RewardModel
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.ensemble_fit import EnsembleFitter
 from dynaplan.models.fit import ModelFitter
+from dynaplan.models.native_rollout import unavailable as native_unavailable
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.models.triton_rollout import unavailable as triton_unavailable
 from dynaplan.planners import ModelObjective, Planner, make_planner
@@ -26,15 +27,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def require_cuda(config: TrainConfig, device: torch.device) -> None:
+def require_device(config: TrainConfig, device: torch.device) -> None:
     """Refuse the GPU-only settings (GPU_ONLY) for a run that plans on `device` when that
-    is not a CUDA device, and the Triton kernel where the triton package is missing."""
+    is not a CUDA device, the native kernel when it is, and either kernel where it cannot
+    run (no triton package; no C compiler or CPU support for the native one)."""
     for name, value in GPU_ONLY.items():
         if getattr(config, name) == value and device.type != "cuda":
             raise ConfigError(f"--{name.replace('_', '-')} {value} needs a CUDA device, and "
                               f"this run plans on {device}")
-    if config.rollout_kernel == "triton" and (reason := triton_unavailable()) is not None:
-        raise ConfigError(f"--rollout-kernel triton: {reason}")
+    kernel = config.rollout_kernel
+    if kernel == "native" and device.type != "cpu":
+        raise ConfigError(f"--rollout-kernel native runs on the CPU, and this run plans on "
+                          f"{device} (add --device cpu)")
+    available = {"triton": triton_unavailable, "native": native_unavailable}.get(kernel)
+    if available is not None and (reason := available()) is not None:
+        raise ConfigError(f"--rollout-kernel {kernel}: {reason}")
 
 
 def build_models(
@@ -83,7 +90,8 @@ def build_objective(
     through EnsembleDynamics, whose member draws and state noise come from `generator`
     (required then; on the CPU or the models' device, which keeps a plan call on a GPU).
     With `tf32: on` the rollouts multiply on TF32 tensor cores, with `rollout_kernel:
-    triton` they run as one Triton kernel a call (both a CUDA device only)."""
+    triton` they run as one Triton kernel a call (both a CUDA device only), with
+    `rollout_kernel: native` as one C kernel call (the CPU only)."""
     if config.reward == "learned":
         reward_fn = reward
     else:
@@ -99,7 +107,7 @@ def build_objective(
                                  generator=generator)
     else:
         model = dynamics
-    require_cuda(config, next(dynamics.parameters()).device)
+    require_device(config, next(dynamics.parameters()).device)
     return ModelObjective(model, reward_fn, termination, tf32=config.tf32 == "on",
                           kernel=config.rollout_kernel)
 
@@ -134,7 +142,7 @@ def build_planner(
     )
     if config.cuda_graph == "off":
         return planner
-    require_cuda(config, generator.device)
+    require_device(config, generator.device)
     try:
         return GraphedPlanner(planner)  # type: ignore[return-value]
     except ValueError as exc:

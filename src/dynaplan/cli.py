@@ -127,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tf32", action="store_true",
                    help="float32 matmuls on TF32 tensor cores (a CUDA device): plans, "
                         "floor probes and fits")
-    p.add_argument("--rollout-kernel", choices=["torch", "triton"], default="torch",
-                   help="the rollouts as torch ops or one Triton kernel a call (a CUDA "
-                        "device)")
+    p.add_argument("--rollout-kernel", choices=["torch", "triton", "native"], default="torch",
+                   help="the rollouts as torch ops, one Triton kernel a call (a CUDA "
+                        "device) or one native C kernel call (the CPU)")
     p.add_argument("--settings", nargs="+", metavar="NAME",
                    help="settings to time: a_seed_cem b_seed_random c_pets_sized "
                         "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
@@ -280,6 +280,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dynaplan.bench import SETTINGS, format_table, run_bench, write_json
     from dynaplan.build import resolve_device
+    from dynaplan.models.native_rollout import unavailable as native_unavailable
     from dynaplan.models.triton_rollout import unavailable as triton_unavailable
 
     for name in ("calls", "fit_epochs", "loop_steps"):
@@ -294,8 +295,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for flag, given in gpu_only.items():
         if given and device.type != "cuda":
             raise ConfigError(f"{flag} needs a CUDA device; this bench runs on {device}")
-    if triton and (reason := triton_unavailable()) is not None:
-        raise ConfigError(f"--rollout-kernel triton: {reason}")
+    if args.rollout_kernel == "native" and device.type != "cpu":
+        raise ConfigError(f"--rollout-kernel native runs on the CPU; this bench runs on "
+                          f"{device} (add --device cpu)")
+    available = {"triton": triton_unavailable, "native": native_unavailable}
+    if (check := available.get(args.rollout_kernel)) and (reason := check()) is not None:
+        raise ConfigError(f"--rollout-kernel {args.rollout_kernel}: {reason}")
     settings = None if args.settings is None else tuple(args.settings)
     names = [s.name for s in SETTINGS]
     for name in settings or ():

@@ -31,7 +31,7 @@ DYNAMICS = ("mlp", "ensemble")
 PROPAGATIONS = ("ts1", "tsinf", "expectation")
 TERMINATIONS = ("none", "known")
 ACTIVATIONS = ("silu", "relu")
-ROLLOUT_KERNELS = ("torch", "triton")  # planners/objective.py KERNELS
+ROLLOUT_KERNELS = ("torch", "triton", "native")  # planners/objective.py KERNELS
 GPU_ONLY = {"cuda_graph": "on", "tf32": "on", "rollout_kernel": "triton"}
 """The options whose value here needs a CUDA device (and is dropped off one by `eval`)."""
 
@@ -119,9 +119,11 @@ class TrainConfig:
                    "1e-3 relative error; fitting stays float32 (a CUDA device only; "
                    "precision.py)", choices=SWITCHES)
     rollout_kernel: str = _f("torch", "run each plan call's dynamics rollouts as torch ops "
-                             "step by step, or as one Triton kernel (a CUDA device, the "
+                             "step by step, as one Triton kernel (a CUDA device, the "
                              "triton package; an ensemble by tsinf; models/triton_rollout.py; "
-                             "experimental)", choices=ROLLOUT_KERNELS)
+                             "experimental), or as one native C kernel (the CPU: Linux x86-64 "
+                             "with AVX2 and a C compiler; one dynamics MLP; "
+                             "models/native_rollout.py)", choices=ROLLOUT_KERNELS)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",
@@ -180,6 +182,11 @@ class TrainConfig:
         for name, value in GPU_ONLY.items():
             if getattr(self, name) == value and self.device == "cpu":
                 raise ConfigError(f"{name} {value} needs a CUDA device (device cuda or auto)")
+        if self.rollout_kernel == "native" and self.device == "cuda":
+            raise ConfigError("rollout_kernel native runs on the CPU (device cpu, or auto "
+                              "without CUDA)")
+        if self.rollout_kernel == "native" and self.dynamics == "ensemble":
+            raise ConfigError("rollout_kernel native runs one dynamics MLP, not an ensemble")
         if (self.rollout_kernel == "triton" and self.dynamics == "ensemble"
                 and self.propagation != "tsinf"):
             raise ConfigError("rollout_kernel triton propagates an ensemble by tsinf only, "

@@ -18,6 +18,7 @@ from dynaplan.checkpoint import Checkpoint, load_models
 from dynaplan.config import GPU_ONLY, TrainConfig
 from dynaplan.envs import EnvSpec, make_env
 from dynaplan.errors import ConfigError
+from dynaplan.models.native_rollout import unavailable as native_unavailable
 from dynaplan.rollout import evaluate, warn_stderr
 from dynaplan.video import save_mp4
 
@@ -68,6 +69,10 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
         config = dataclasses.replace(config, device=dev.type,
                                      **{k: defaults[k] for k in gpu_only})
+    if config.rollout_kernel == "native" and (dev.type != "cpu" or native_unavailable()):
+        # a native-kernel run evaluated on a GPU or without a compiler: the torch path
+        # plans the same (to float rounding)
+        config = dataclasses.replace(config, device=dev.type, rollout_kernel="torch")
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, dev, config)
     checkpoint = load_models(run_dir / "checkpoints", dynamics, reward, warn_stderr, iteration)

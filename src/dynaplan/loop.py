@@ -35,7 +35,7 @@ from dynaplan.build import (
     build_models,
     build_objective,
     build_planner,
-    require_cuda,
+    require_device,
     resolve_device,
     warm_start,
 )
@@ -169,7 +169,7 @@ class _Run:
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
         # refuse what cannot run before anything is written
-        require_cuda(config, self.device)
+        require_device(config, self.device)
         if config.reward != "learned":
             planning_reward(config.env, config.reward)
         # (a known termination is checked by TrainConfig itself)

@@ -9,8 +9,11 @@ import torch
 
 from dynaplan.models.fused import FusedMLPs
 from dynaplan.models.fused_ensemble import FusedEnsemble
+from dynaplan.models.native_rollout import NativeRollout
+from dynaplan.models.native_rollout import unavailable as native_unavailable
 from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.models.triton_rollout import TritonRollout, unavailable
+from dynaplan.models.triton_rollout import TritonRollout
+from dynaplan.models.triton_rollout import unavailable as triton_unavailable
 from dynaplan.models.world import DynamicsModel, RewardModel
 from dynaplan.precision import tf32_matmuls
 
@@ -24,17 +27,23 @@ class Objective(Protocol):
         ...
 
 
-KERNELS = ("torch", "triton")
-"""How a plan call's rollouts run: torch ops step by step, or one Triton kernel a call."""
+KERNELS = ("torch", "triton", "native")
+"""How a plan call's rollouts run: torch ops step by step, or one kernel a call (Triton on
+a GPU, models/triton_rollout.py; C on the CPU, models/native_rollout.py)."""
 
 
-def triton_refusal(dynamics, fused: bool = True, compile: bool = False) -> str | None:
-    """Why `kernel="triton"` cannot plan through `dynamics` (one line), or None."""
+def kernel_refusal(kernel: str, dynamics, fused: bool = True,
+                   compile: bool = False) -> str | None:
+    """Why `kernel` cannot plan through `dynamics` (one line), or None."""
+    if kernel == "torch":
+        return None
+    name = {"triton": "the Triton rollout kernel", "native": "the native rollout kernel"}[kernel]
+    if kernel == "native" and isinstance(dynamics, EnsembleDynamics):
+        return f"{name} runs one dynamics MLP, not an ensemble"
     if isinstance(dynamics, EnsembleDynamics) and dynamics.propagation != "tsinf":
-        return ("the Triton rollout kernel propagates an ensemble by tsinf only, not "
-                f"{dynamics.propagation}")
+        return f"{name} propagates an ensemble by tsinf only, not {dynamics.propagation}"
     if not fused or compile:
-        return "the Triton rollout kernel replaces the fused path: not with fused off or compile"
+        return f"{name} replaces the fused path: not with fused off or compile"
     return None
 
 
@@ -72,10 +81,11 @@ class ModelObjective:
     ) -> None:
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
-        if kernel == "triton":
-            reason = unavailable() or triton_refusal(dynamics, fused, compile)
-            if reason is not None:
-                raise ValueError(reason)
+        available = {"torch": lambda: None, "triton": triton_unavailable,
+                     "native": native_unavailable}[kernel]
+        reason = available() or kernel_refusal(kernel, dynamics, fused, compile)
+        if reason is not None:
+            raise ValueError(reason)
         self.dynamics, self.reward, self.termination = dynamics, reward, termination
         self.fused, self.compile, self.tf32, self.kernel = fused, compile, tf32, kernel
         self.kernel_options = dict(kernel_options or {})
@@ -84,6 +94,7 @@ class ModelObjective:
         self._rew_net: FusedMLPs | None = None
         self._ens_net: FusedEnsemble | None = None
         self._triton: TritonRollout | None = None
+        self._native: NativeRollout | None = None
         self._joint = (kernel == "torch" and isinstance(dynamics, DynamicsModel)
                        and isinstance(reward, RewardModel))
         self.version = 0
@@ -114,6 +125,13 @@ class ModelObjective:
                 obs_dim = self.dynamics.output_norm.mean.numel()
                 self._triton = TritonRollout(self._dyn_net, obs_dim, tf32=self.tf32,
                                              **self.kernel_options)
+            if self.kernel == "native":  # a learned reward runs inside the kernel
+                learned = isinstance(self.reward, RewardModel)
+                self._native = NativeRollout(
+                    self._dyn_net, self.dynamics.output_norm.mean.numel(),
+                    FusedMLPs([self.reward]) if learned else None,  # type: ignore[list-item]
+                    **self.kernel_options)
+                return
         elif not self.compile:  # compiled, the ensemble module itself goes through dynamo
             ens = self.dynamics.ensemble
             self._ens_net = FusedEnsemble(ens, split=1 if self.kernel == "triton" else None)
@@ -192,14 +210,19 @@ class ModelObjective:
         about 10 small kernels instead of one per step (setting c of `dynaplan bench`,
         30 steps). A learned reward model still runs inside the loop, where its
         activations are R rows, not R x H, except after the Triton kernel, which leaves
-        no loop to run it in."""
+        no loop to run it in (the native kernel runs it itself)."""
         if not self._built:
             self.refresh()
         rows, horizon, _ = actions.shape
         learned = isinstance(self.reward, RewardModel)
-        per_step = learned and self._triton is None
+        per_step = learned and self._triton is None and self._native is None
         states, rewards = [state], []
-        if self._triton is not None:
+        r: torch.Tensor | None = None  # [R, H]: the native kernel computes a learned reward
+        if self._native is not None:
+            traj, r = self._native(state, actions)
+            if r is not None and self.termination is None:
+                return r.sum(dim=1)
+        elif self._triton is not None:
             noise = None
             if isinstance(self.dynamics, EnsembleDynamics):  # the draws of the torch path
                 noise = self.dynamics.draw_noise(rows, horizon, state.device)
@@ -220,9 +243,9 @@ class ModelObjective:
         acts = actions.reshape(rows * horizon, -1)
         if per_step:
             r = torch.stack(rewards, dim=1)
-        elif learned and self._rew_net is not None:  # after the kernel: one batched call
+        elif r is None and learned and self._rew_net is not None:  # after the Triton kernel
             r = self._rew_net(torch.cat([before, acts], dim=-1))[0, :, 0].view(rows, horizon)
-        else:
+        elif r is None:
             r = self.reward(before, acts, after).view(rows, horizon)  # type: ignore[operator]
         if self.termination is not None:  # no reward after a predicted termination
             done = self.termination(before, acts, after).view(rows, horizon)

@@ -1,0 +1,100 @@
+"""Build and load the native CPU rollout kernel (models/native_kernel.c) on first use.
+
+The C file ships with the package and is compiled here, once per machine, by the system C
+compiler (`$CC`, else `cc` or `gcc`) with `-O3 -march=native -fopenmp`: tuned for this CPU,
+so it is built where it runs rather than shipped as a binary. The shared library is cached
+under `$DYNAPLAN_CACHE` (default `$XDG_CACHE_HOME/dynaplan`, else `~/.cache/dynaplan`),
+named by a hash of the source, the compiler command and this CPU's model and flags: a new
+source, compiler or machine builds a new library, and concurrent builds cannot clobber one
+another (each writes a temporary file and renames it into place).
+
+The library is loaded after torch, so its dependency on libgomp.so.1 resolves to the
+OpenMP runtime torch already loaded: the kernel's threads are torch's threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("native_kernel.c")
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+
+
+def _cpu() -> str:
+    """This CPU's model name and feature flags (Linux), or '' where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
+    return "\n".join(dict.fromkeys(lines))  # the first core's lines, once
+
+
+def unavailable() -> str | None:
+    """Why the native kernel cannot run here (a one-line reason), or None when it might
+    (whether it compiles shows on first use)."""
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return "the native rollout kernel needs Linux on an x86-64 CPU"
+    flags = _cpu().split()
+    if flags and not {"avx2", "fma"} <= set(flags):
+        return "the native rollout kernel needs a CPU with AVX2 and FMA"
+    if _compiler() is None:
+        return "the native rollout kernel needs a C compiler (cc or gcc, or $CC)"
+    return None
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC")
+    return shutil.which(cc) if cc else (shutil.which("cc") or shutil.which("gcc"))
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DYNAPLAN_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "dynaplan"
+
+
+@functools.cache
+def library() -> ctypes.CDLL:
+    """The compiled kernel (built on first call); RuntimeError with a one-line reason when
+    it cannot be built or loaded."""
+    reason = unavailable()
+    if reason is not None:
+        raise RuntimeError(reason)
+    import torch  # noqa: F401  (loads torch's libgomp first, for the library to share)
+
+    cc = _compiler()
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS).encode(),
+                                     _cpu().encode()])).hexdigest()[:16]
+    path = cache_dir() / f"native_kernel_{key}.so"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+        os.close(fd)
+        try:
+            done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE)],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                first = (done.stderr.strip().splitlines() or ["no output"])[0]
+                raise RuntimeError(f"building the native rollout kernel failed: {first}")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    lib = ctypes.CDLL(str(path))
+    lib.dp_rollout.restype = ctypes.c_int
+    lib.dp_rollout.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * 4 + [
+        ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 3
+    return lib

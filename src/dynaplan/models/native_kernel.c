@@ -1,0 +1,179 @@
+/* The CPU kernel behind NativeRollout (models/native_rollout.py, which documents it and
+ * builds this file with the system C compiler: -O3 -march=native -fopenmp).
+ *
+ * dp_rollout runs a dynamics MLP (and optionally a learned reward MLP on the same input)
+ * along every row's action sequence: the whole horizon of one plan call's objective in one
+ * call. Each OpenMP thread owns a contiguous block of rows and carries them through every
+ * step; the process's OpenMP runtime is torch's own (libgomp is loaded once, by soname), so
+ * the threads are torch's and no second pool spins against it.
+ *
+ * Per layer: C = act(A W + b) by a 6 x 16 register-blocked AVX2 micro-kernel over weights
+ * packed once per fit in 16-column panels ([K][16] each), bias and activation applied in
+ * registers before the store. The heads are dot products: the dynamics head adds its
+ * output to the state in place, the reward head writes rew[r, t]. */
+#include <immintrin.h>
+#include <omp.h>
+#include <string.h>
+
+#define MR 6  /* rows of the micro-kernel: 12 accumulators + 2 weight + 1 input register */
+#define NR 16 /* columns: two 8-float vectors */
+
+enum { ACT_NONE = 0, ACT_RELU = 1, ACT_SILU = 2 };
+
+/* e^x, |relative error| about 2e-7: x = n ln2 + r, |r| <= ln2 / 2, e^r by Cephes' expf
+ * polynomial, 2^n built in the exponent bits; x clamped to [-87.3, 88.3] (finite, normal) */
+static inline __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static inline __m256 activate(__m256 v, int act) {
+    if (act == ACT_RELU) return _mm256_max_ps(v, _mm256_setzero_ps());
+    if (act == ACT_SILU)  /* x / (1 + e^-x), as torch computes it */
+        return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f),
+                                              exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    return v;
+}
+
+/* c[MR x NR] = act(a[MR x K] (row stride lda) @ panel [K][NR] + bias[NR]) */
+static inline void micro(int K, const float *a, long lda, const float *panel,
+                         const float *bias, float *c, long ldc, int act) {
+    __m256 acc[MR][2];
+    const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) { acc[r][0] = b0; acc[r][1] = b1; }
+#pragma GCC unroll 4
+    for (int k = 0; k < K; k++) {
+        const __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
+            acc[r][0] = _mm256_fmadd_ps(x, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(x, w1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) {
+        _mm256_storeu_ps(c + r * ldc, activate(acc[r][0], act));
+        _mm256_storeu_ps(c + r * ldc + 8, activate(acc[r][1], act));
+    }
+}
+
+/* C [M, N] = act(A [M, K] @ W + b), W packed as N / NR panels of [K][NR]; M a multiple of
+ * MR, N of NR. Panels outermost: a panel stays in cache while every row block reads it. */
+static void layer(int M, int K, int N, const float *A, long lda, const float *W,
+                  const float *b, float *C, int act) {
+    for (int j = 0; j < N; j += NR)
+        for (int i = 0; i < M; i += MR)
+            micro(K, A + i * lda, lda, W + (long)j * K, b + j, C + (long)i * N + j, N, act);
+}
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* out[r * ldo + o] (+)= b[o] + h[r] . w[o] for r < M, o < D; h [M, K], w [D, K], K a
+ * multiple of 16 (two accumulators per output break the FMA dependency chain) */
+static void head(int M, int K, int D, const float *h, const float *w, const float *b,
+                 float *out, long ldo, int add) {
+    for (int r = 0; r < M; r++) {
+        const float *hr = h + (long)r * K;
+        for (int o = 0; o < D; o++) {
+            const float *wo = w + (long)o * K;
+            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+            for (int k = 0; k < K; k += 16) {
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(hr + k), _mm256_loadu_ps(wo + k), s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(hr + k + 8), _mm256_loadu_ps(wo + k + 8), s1);
+            }
+            const float y = hsum(_mm256_add_ps(s0, s1)) + b[o];
+            if (add) out[r * ldo + o] += y; else out[r * ldo + o] = y;
+        }
+    }
+}
+
+/* One network's layout, read from the int64 table: depth, act, out, then per hidden layer
+ * (K, N, weight offset, bias offset), then the head's (K, weight offset, bias offset). */
+typedef struct { long depth, act, out; const long *layers; const long *head; } net_t;
+
+static net_t net_at(const long *layout) {
+    net_t n = {layout[0], layout[1], layout[2], layout + 3, layout + 3 + 4 * layout[0]};
+    return n;
+}
+
+static long net_size(const long *layout) { return 3 + 4 * layout[0] + 3; }
+
+/* the last hidden layer's activations of rows x [M, lda] (M a multiple of MR) */
+static const float *hidden(net_t n, int M, const float *x, long lda, const float *params,
+                           float *ha, float *hb) {
+    const float *in = x;
+    float *out = ha;
+    for (long l = 0; l < n.depth; l++) {
+        const long *L = n.layers + 4 * l;
+        layer(M, (int)L[0], (int)L[1], in, l == 0 ? lda : L[0], params + L[2], params + L[3],
+              out, (int)n.act);
+        in = out;
+        out = out == ha ? hb : ha;
+    }
+    return in;
+}
+
+/* state0 [R, O], actions [R, H, A] -> traj [R, H + 1, O] and, with a reward net
+ * (nets == 2), rew [R, H]. The rows run in `threads` parts; scratch holds, per part,
+ * rows_per_thread x (O + A + 2 width) floats, rows_per_thread (a multiple of MR) covering
+ * a part's row blocks and width the widest padded hidden layer. Returns 0, or 1 when the
+ * layout does not fit the shapes. */
+int dp_rollout(long R, long H, long O, long A, const float *state0, const float *actions,
+               float *traj, float *rew, long nets, const long *layout, const float *params,
+               float *scratch, long rows_per_thread, long width, long threads) {
+    const net_t dyn = net_at(layout);
+    const net_t rwd = nets > 1 ? net_at(layout + net_size(layout)) : dyn;
+    const long I = O + A, blocks = (R + MR - 1) / MR;
+    if (dyn.out != O || dyn.layers[0] != I || (nets > 1 && rwd.out != 1)) return 1;
+#pragma omp parallel num_threads((int)threads)
+    for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
+        /* part p of `threads` takes a contiguous run of row blocks and its own scratch
+         * (so fewer threads than asked for, as in a nested region, still cover every row) */
+        const long b0 = blocks * part / threads, b1 = blocks * (part + 1) / threads;
+        const long r0 = b0 * MR, m = (b1 - b0) * MR, live = (R < r0 + m ? R : r0 + m) - r0;
+        float *x = scratch + part * rows_per_thread * (I + 2 * width);
+        float *ha = x + rows_per_thread * I, *hb = ha + rows_per_thread * width;
+        if (m == 0) continue;
+        memset(x, 0, sizeof(float) * m * I);
+        for (long r = 0; r < live; r++) {
+            memcpy(x + r * I, state0 + (r0 + r) * O, sizeof(float) * O);
+            memcpy(traj + (r0 + r) * (H + 1) * O, state0 + (r0 + r) * O, sizeof(float) * O);
+        }
+        for (long t = 0; t < H; t++) {
+            for (long r = 0; r < live; r++)
+                memcpy(x + r * I + O, actions + ((r0 + r) * H + t) * A, sizeof(float) * A);
+            if (nets > 1) {  /* the reward reads [s_t, a_t] before the state moves on */
+                const float *h = hidden(rwd, (int)m, x, I, params, ha, hb);
+                head((int)live, (int)rwd.head[0], 1, h, params + rwd.head[1],
+                     params + rwd.head[2], rew + r0 * H + t, H, 0);
+            }
+            const float *h = hidden(dyn, (int)m, x, I, params, ha, hb);
+            head((int)live, (int)dyn.head[0], (int)O, h, params + dyn.head[1],
+                 params + dyn.head[2], x, I, 1);
+            for (long r = 0; r < live; r++)
+                memcpy(traj + ((r0 + r) * (H + 1) + t + 1) * O, x + r * I, sizeof(float) * O);
+        }
+    }
+    return 0;
+}
