@@ -44,6 +44,15 @@ def reference(dynamics, reward, termination, obs, actions):
     return total.view(B, N)
 
 
+def step_by_step(dyn, state, actions):
+    """The states [R, H + 1, O] the dynamics model predicts along actions [R, H, A]."""
+    states = [state]
+    with torch.no_grad():
+        for t in range(actions.shape[1]):
+            states.append(dyn(states[-1], actions[:, t]))
+    return torch.stack(states, dim=1)
+
+
 def known_reward(obs, action, next_obs):
     return -(obs**2).sum(-1) - 0.1 * action[..., 0] ** 2 + 0.5 * next_obs[..., 0]
 

@@ -12,7 +12,7 @@ import torch
 from conftest import TINY, TINY_NO_DEVICE
 from test_fused_ensemble import random_ensemble
 from test_fused_ensemble import reward as ensemble_reward
-from test_objective_paths import _bn_models, known_reward, leaves_box, reference
+from test_objective_paths import _bn_models, known_reward, leaves_box, reference, step_by_step
 
 from dynaplan.cli import main
 from dynaplan.models.ensemble import GaussianEnsemble
@@ -30,14 +30,6 @@ from dynaplan.models.triton_rollout import TritonRollout, unavailable  # noqa: E
 SMALL = (32, 24)
 """Hidden sizes of the seed's BatchNorm networks, cut down: the interpreter runs a tile at a
 time in numpy, and the seed's 512 x 256 layer takes it seconds a step."""
-
-
-def step_by_step(dyn, state, actions):
-    states = [state]
-    with torch.no_grad():
-        for t in range(actions.shape[1]):
-            states.append(dyn(states[-1], actions[:, t]))
-    return torch.stack(states, dim=1)
 
 
 @needs_interpreter

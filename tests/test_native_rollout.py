@@ -1,0 +1,220 @@
+"""The native CPU rollout kernel computes what the dynamics MLP (and the learned reward)
+compute step by step, the objective built on it returns what the torch path returns, and
+what it cannot run is refused in one line."""
+
+import json
+
+import pytest
+import torch
+from conftest import TINY, TINY_NO_DEVICE
+from test_objective_paths import _bn_models, known_reward, leaves_box, reference, step_by_step
+
+from dynaplan.cli import main
+from dynaplan.config import TrainConfig
+from dynaplan.errors import ConfigError
+from dynaplan.models import native_build
+from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.native_rollout import NativeRollout, unavailable
+from dynaplan.models.propagation import EnsembleDynamics
+from dynaplan.planners import ModelObjective, make_planner
+
+needs_kernel = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+
+
+def rewards_step_by_step(dyn, rew, state, actions):
+    out = []
+    with torch.no_grad():
+        for t in range(actions.shape[1]):
+            out.append(rew(state, actions[:, t]))
+            state = dyn(state, actions[:, t])
+    return torch.stack(out, dim=1)
+
+
+@needs_kernel
+@pytest.mark.parametrize("obs_dim, act_dim, net", [
+    (3, 1, dict(hidden=(40, 40, 40), batch_norm=False, activation="silu")),  # padded to 48
+    (3, 1, dict(hidden=(48, 24), batch_norm=True, activation="relu")),
+    (5, 2, dict(hidden=(20,), batch_norm=False, activation="relu")),  # no hidden-to-hidden
+    (3, 1, {}),  # the seed's 512 x 256 BatchNorm networks
+])
+def test_kernel_states_and_rewards_equal_the_step_by_step_rollout(obs_dim, act_dim, net):
+    dyn, rew = _bn_models(obs_dim, act_dim, **net)
+    state = torch.randn(37, obs_dim)  # 37 rows: the last row block is partly padding
+    actions = torch.rand(37, 6, act_dim) * 4 - 2
+    traj, r = NativeRollout(FusedMLPs([dyn]), obs_dim, FusedMLPs([rew]))(state, actions)
+    assert traj.shape == (37, 7, obs_dim) and r.shape == (37, 6)
+    torch.testing.assert_close(traj, step_by_step(dyn, state, actions), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(r, rewards_step_by_step(dyn, rew, state, actions),
+                               rtol=1e-5, atol=1e-4)
+    traj_alone, none = NativeRollout(FusedMLPs([dyn]), obs_dim)(state, actions)
+    assert none is None and torch.equal(traj_alone, traj)
+
+
+@needs_kernel
+def test_silu_is_float32_exact_over_a_wide_range():
+    dyn, _ = _bn_models(hidden=(64,), batch_norm=False, activation="silu")
+    with torch.no_grad():
+        dyn.net[0].weight.mul_(30.0)  # pre-activations spread over about [-60, 60]
+    state, actions = torch.randn(60, 3), torch.rand(60, 1, 1) * 4 - 2
+    traj, _ = NativeRollout(FusedMLPs([dyn]), 3)(state, actions)
+    torch.testing.assert_close(traj, step_by_step(dyn, state, actions), rtol=1e-6, atol=1e-6)
+
+
+@needs_kernel
+def test_the_thread_split_does_not_change_a_bit():
+    dyn, rew = _bn_models(hidden=(40, 40), batch_norm=False, activation="silu")
+    fused = FusedMLPs([dyn]), 3, FusedMLPs([rew])
+    for rows in (4, 37):  # 4 rows: one row block, so most parts are empty
+        state, actions = torch.randn(rows, 3), torch.rand(rows, 5, 1) * 4 - 2
+        outs = [NativeRollout(*fused, threads=t)(state, actions) for t in (1, 2, 3, 5)]
+        for traj, r in outs[1:]:
+            assert torch.equal(traj, outs[0][0]) and torch.equal(r, outs[0][1])
+
+
+@needs_kernel
+@pytest.mark.parametrize("reward, termination", [
+    ("learned", None), ("learned", leaves_box), ("known", None), ("known", leaves_box)])
+def test_objective_on_the_kernel_returns_the_definition(reward, termination):
+    dyn, rew = _bn_models()
+    rew = rew if reward == "learned" else known_reward
+    obs, actions = torch.randn(2, 3) * 0.3, torch.rand(2, 20, 7, 1) * 4 - 2
+    got = ModelObjective(dyn, rew, termination, kernel="native")(obs, actions)
+    want = reference(dyn, rew, termination, obs, actions)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@needs_kernel
+def test_cem_plans_the_same_on_the_kernel():
+    dyn, rew = _bn_models()
+    obs = torch.randn(1, 3)
+    plans = []
+    for kernel in ("torch", "native"):
+        planner = make_planner("cem", ModelObjective(dyn, rew, kernel=kernel),
+                               torch.tensor([-2.0]), torch.tensor([2.0]), 15,
+                               torch.Generator().manual_seed(0), num_sequences=100,
+                               num_iterations=5, num_elites=10)
+        plans.append(planner.plan(obs))
+    torch.testing.assert_close(plans[0].actions, plans[1].actions)
+    torch.testing.assert_close(plans[0].predicted_return, plans[1].predicted_return,
+                               rtol=1e-4, atol=1e-4)
+
+
+@needs_kernel
+def test_refresh_snapshots_the_new_weights():
+    dyn, rew = _bn_models()
+    objective = ModelObjective(dyn, rew, kernel="native")
+    obs, actions = torch.randn(1, 3), torch.rand(1, 8, 4, 1)
+    before = objective(obs, actions).clone()
+    with torch.no_grad():
+        dyn.net[-1].bias.add_(0.5)
+        rew.net[-1].bias.add_(0.5)
+    assert torch.equal(objective(obs, actions), before)  # a snapshot until refresh()
+    objective.refresh()
+    after = objective(obs, actions)
+    torch.testing.assert_close(after, reference(dyn, rew, None, obs, actions),
+                               rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(after, before)
+
+
+@needs_kernel
+def test_kernel_refuses_what_it_cannot_run():
+    dyn, rew = _bn_models()
+    ens = EnsembleDynamics(GaussianEnsemble(4, 3, 2, hidden=(8,)), "tsinf", 2)
+    with pytest.raises(ValueError, match="runs one dynamics MLP, not an ensemble"):
+        ModelObjective(ens, known_reward, kernel="native")
+    with pytest.raises(ValueError, match="not with fused off or compile"):
+        ModelObjective(dyn, rew, compile=True, kernel="native")
+    with pytest.raises(ValueError, match="networks of one model"):
+        NativeRollout(FusedMLPs([dyn, rew]), 3)
+    with pytest.raises(ValueError, match="needs a dynamics network"):
+        NativeRollout(FusedMLPs([rew]), 3)
+    with pytest.raises(ValueError, match="float32 networks on the CPU"):
+        NativeRollout(FusedMLPs([dyn.double()]), 3)
+    dyn.float()
+    with pytest.raises(ValueError, match=r"state \[R, 3\] and actions \[R, H, 1\] expected"):
+        NativeRollout(FusedMLPs([dyn]), 3)(torch.zeros(2, 3), torch.zeros(3, 4, 1))
+
+
+@pytest.fixture
+def fresh_build(monkeypatch, tmp_path):
+    """The kernel's library built anew into tmp_path (and the cached one restored after)."""
+    monkeypatch.setenv("DYNAPLAN_CACHE", str(tmp_path))
+    native_build.library.cache_clear()
+    yield tmp_path
+    native_build.library.cache_clear()
+
+
+@needs_kernel
+def test_the_library_is_built_once_and_reused(fresh_build):
+    native_build.library()
+    built = list(fresh_build.glob("native_kernel_*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    native_build.library.cache_clear()
+    native_build.library()
+    assert list(fresh_build.glob("*")) == built and built[0].stat().st_mtime_ns == stamp
+
+
+@needs_kernel
+def test_a_failing_compiler_is_one_line_and_leaves_nothing(fresh_build, monkeypatch):
+    monkeypatch.setenv("CC", "false")  # a "compiler" that fails without a word
+    with pytest.raises(RuntimeError, match="building the native rollout kernel failed"):
+        native_build.library()
+    assert list(fresh_build.glob("*")) == []
+
+
+def test_no_compiler_or_cpu_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    assert unavailable() == "the native rollout kernel needs a C compiler (cc or gcc, or $CC)"
+    dyn, rew = _bn_models()
+    with pytest.raises(ValueError, match="needs a C compiler"):
+        ModelObjective(dyn, rew, kernel="native")
+    monkeypatch.setattr(native_build.platform, "machine", lambda: "aarch64")
+    assert unavailable() == "the native rollout kernel needs Linux on an x86-64 CPU"
+
+
+def test_config_refuses_the_kernel_on_a_gpu_or_with_an_ensemble():
+    with pytest.raises(ConfigError, match="rollout_kernel native runs on the CPU"):
+        TrainConfig(device="cuda", rollout_kernel="native")
+    with pytest.raises(ConfigError, match="runs one dynamics MLP, not an ensemble"):
+        TrainConfig(dynamics="ensemble", rollout_kernel="native")
+
+
+@needs_kernel
+def test_train_and_eval_on_the_kernel(tmp_path, capsys):
+    runs = []
+    for kernel in ("torch", "native"):
+        out = tmp_path / kernel
+        assert main(["train", *TINY, "--rollout-kernel", kernel, "--out", str(out)]) == 0
+        runs.append(json.loads((out / "config.json").read_text())["rollout_kernel"])
+    assert runs == ["torch", "native"]
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "native"), "--episodes", "1", "--device", "cpu"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
+
+
+def test_train_and_bench_refuse_a_missing_compiler_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    out = tmp_path / "r"
+    assert main(["train", *TINY_NO_DEVICE, "--device", "cpu", "--rollout-kernel", "native",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(
+        "--rollout-kernel native: the native rollout kernel needs a C compiler (cc or gcc, "
+        "or $CC)")
+    assert not out.exists()
+    assert main(["bench", "--device", "cpu", "--rollout-kernel", "native"]) == 2
+    assert "needs a C compiler" in capsys.readouterr().err
+
+
+@needs_kernel
+def test_a_native_run_evaluates_without_a_compiler(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "1", "--rollout-kernel", "native",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("CC", "no-such-compiler-here")  # evaluated elsewhere: the torch path
+    assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
