@@ -11,6 +11,7 @@ from dynaplan.cli import main
 from dynaplan.matmul_floor import MIN_PROBE_GFLOP, MatmulProbe, square_probe, time_interleaved
 from dynaplan.models import DynamicsModel, RewardModel
 from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.native_rollout import unavailable as native_unavailable
 
 SEED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "seed_reference.py"
 
@@ -43,9 +44,14 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
     assert code == 0
     report = json.loads(out.read_text())
     assert report["tf32"] is False and report["cuda_graph"] is False
-    assert report["rollout_kernel"] == "torch"
+    assert report["rollout_kernel"] == "auto"
     assert [s["setting"] for s in report["settings"]] == [
         "a_seed_cem", "b_seed_random", "c_pets_sized"]
+    # auto: the native kernel where it runs, timed beside the torch path
+    kernel = "torch" if native_unavailable() else "native"
+    for s in report["settings"]:
+        assert s["rollout_kernel"] == kernel
+        assert (s.get("speedup_vs_torch", 0) > 0) == (kernel == "native")
     for s in report["settings"]:
         for key in ("ms_p50", "ms_p99", "gflop_per_call", "floor_ms", "ratio_to_floor",
                     "layer_gflops", "square_gflops"):

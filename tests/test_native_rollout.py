@@ -138,7 +138,8 @@ def test_kernel_refuses_what_it_cannot_run():
 
 @pytest.fixture
 def fresh_build(monkeypatch, tmp_path):
-    """The kernel's library built anew into tmp_path (and the cached one restored after)."""
+    """The kernel's library built anew into tmp_path, and loaded anew after the test: a
+    process keeps the library it loaded, so a missing compiler shows only without it."""
     monkeypatch.setenv("DYNAPLAN_CACHE", str(tmp_path))
     native_build.library.cache_clear()
     yield tmp_path
@@ -164,7 +165,7 @@ def test_a_failing_compiler_is_one_line_and_leaves_nothing(fresh_build, monkeypa
     assert list(fresh_build.glob("*")) == []
 
 
-def test_no_compiler_or_cpu_is_refused_in_one_line(monkeypatch):
+def test_no_compiler_or_cpu_is_refused_in_one_line(fresh_build, monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler-here")
     assert unavailable() == "the native rollout kernel needs a C compiler (cc or gcc, or $CC)"
     dyn, rew = _bn_models()
@@ -194,7 +195,8 @@ def test_train_and_eval_on_the_kernel(tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
 
 
-def test_train_and_bench_refuse_a_missing_compiler_in_one_line(tmp_path, capsys, monkeypatch):
+def test_train_and_bench_refuse_a_missing_compiler_in_one_line(fresh_build, tmp_path, capsys,
+                                                                monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler-here")
     out = tmp_path / "r"
     assert main(["train", *TINY_NO_DEVICE, "--device", "cpu", "--rollout-kernel", "native",
@@ -210,11 +212,13 @@ def test_train_and_bench_refuse_a_missing_compiler_in_one_line(tmp_path, capsys,
 
 
 @needs_kernel
-def test_a_native_run_evaluates_without_a_compiler(tmp_path, capsys, monkeypatch):
+def test_a_native_run_evaluates_without_a_compiler(fresh_build, tmp_path, capsys,
+                                                    monkeypatch):
     run = tmp_path / "run"
     assert main(["train", *TINY, "--iterations", "1", "--rollout-kernel", "native",
                  "--out", str(run)]) == 0
     capsys.readouterr()
     monkeypatch.setenv("CC", "no-such-compiler-here")  # evaluated elsewhere: the torch path
+    native_build.library.cache_clear()
     assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1

@@ -135,7 +135,7 @@ def fit_gflop_per_epoch(train_rows: int, valid_rows: int, epochs: int, per_row: 
 
 
 def build(setting: Setting, dyn, rew, device: torch.device, compile: bool,
-          cuda_graph: bool = False, kernel: str = "torch"):
+          cuda_graph: bool = False, kernel: str = "auto"):
     # run_bench's tf32 block sets cuBLAS; the Triton kernel takes the setting from here
     tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV),
@@ -191,9 +191,10 @@ def setting_models(setting: Setting, buf: ReplayBuffer, device: torch.device):
 
 
 def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=False,
-                  kernel: str = "torch") -> dict:
+                  kernel: str = "auto") -> dict:
     dyn, rew, planned = setting_models(setting, buf, device)
     planner = build(setting, planned, rew, device, compile, cuda_graph, kernel)
+    kernel = getattr(planner, "planner", planner).objective.kernel  # "auto" resolved
     obs_np = buf.obs[0]
     agent = MPCAgent(planner, device)
     timed: dict[str, Callable[[], object]] = {"dynaplan": lambda: agent.act(obs_np)}
@@ -201,7 +202,7 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         eager = MPCAgent(build(setting, planned, rew, device, compile, kernel=kernel), device)
         timed["eager"] = lambda: eager.act(obs_np)
     elif kernel != "torch":  # the torch path, side by side
-        plain = MPCAgent(build(setting, planned, rew, device, compile), device)
+        plain = MPCAgent(build(setting, planned, rew, device, compile, kernel="torch"), device)
         timed["torch"] = lambda: plain.act(obs_np)
     if ref is not None and setting.seed_planner:
         ref.HORIZON_LENGTH, ref.NUM_ACTIONS_SEQUENCES = setting.horizon, setting.num_sequences
@@ -235,6 +236,7 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         "horizon": setting.horizon,
         "iterations": setting.iterations,
         "elites": setting.elites,
+        "rollout_kernel": kernel,
         "members": setting.members,
         "particles": setting.particles,
         "hidden": hidden,
@@ -258,7 +260,7 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
 
 
 def bench_loop(setting: Setting, buf, device, steps: int, cuda_graph: bool = False,
-               kernel: str = "torch") -> float:
+               kernel: str = "auto") -> float:
     """MPC environment steps per second (plan + env.step) on Pendulum-v1."""
     dyn, rew = fitted_models(buf, setting.net)
     dyn.to(device).eval()
@@ -318,7 +320,7 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
 def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,
               compile: bool, fit_epochs: int, loop_steps: int, echo=print,
               settings: tuple[str, ...] | None = None, cuda_graph: bool = False,
-              tf32: bool = False, kernel: str = "torch") -> dict:
+              tf32: bool = False, kernel: str = "auto") -> dict:
     """All figures of `dynaplan bench`. settings: names from SETTINGS (default: all of
     them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
     time the plain planner beside it; tf32: every float32 matmul on a GPU (plans, floor
@@ -366,7 +368,7 @@ def format_table(report: dict) -> str:
              f"{report['device']}, {report['date']}"
              + (", CUDA graphs" if report.get("cuda_graph") else "")
              + (", TF32 matmuls" if report.get("tf32") else "")
-             + (f", {kernel} rollout kernel" if kernel != "torch" else ""),
+             + (f", rollout kernel {kernel}" if kernel != "torch" else ""),
              f"square matmul: {report['square_matmul_gflops']:.1f} GFLOP/s (median); "
              "both rates of each row timed between its plan calls",
              "| setting | ms p50 | ms p99 | GFLOP/call | square GFLOP/s | layer GFLOP/s | "
@@ -385,7 +387,7 @@ def format_table(report: dict) -> str:
                          f"p50, so the graph is {r['speedup_vs_eager']:.1f}x faster")
         if "torch_ms_p50" in r:
             lines.append(f"{r['setting']}: through torch ops {r['torch_ms_p50']:.2f} ms p50 "
-                         f"(timed beside it), so the {kernel} kernel is "
+                         f"(timed beside it), so the {r['rollout_kernel']} kernel is "
                          f"{r['speedup_vs_torch']:.2f}x faster")
     fit = report["fit"]
     lines.append(f"MPC loop (setting a): {report['mpc_steps_per_s']:.1f} env steps/s")

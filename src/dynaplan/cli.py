@@ -127,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tf32", action="store_true",
                    help="float32 matmuls on TF32 tensor cores (a CUDA device): plans, "
                         "floor probes and fits")
-    p.add_argument("--rollout-kernel", choices=["torch", "triton", "native"], default="torch",
+    p.add_argument("--rollout-kernel", choices=["auto", "torch", "triton", "native"],
+                   default="auto",
                    help="the rollouts as torch ops, one Triton kernel a call (a CUDA "
-                        "device) or one native C kernel call (the CPU)")
+                        "device) or one native C kernel call (the CPU); auto: native where "
+                        "it can run, else torch. A kernel's calls are timed beside the "
+                        "torch path's")
     p.add_argument("--settings", nargs="+", metavar="NAME",
                    help="settings to time: a_seed_cem b_seed_random c_pets_sized "
                         "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "

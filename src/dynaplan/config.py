@@ -31,7 +31,7 @@ DYNAMICS = ("mlp", "ensemble")
 PROPAGATIONS = ("ts1", "tsinf", "expectation")
 TERMINATIONS = ("none", "known")
 ACTIVATIONS = ("silu", "relu")
-ROLLOUT_KERNELS = ("torch", "triton", "native")  # planners/objective.py KERNELS
+ROLLOUT_KERNELS = ("auto", "torch", "triton", "native")  # planners/objective.py KERNELS
 GPU_ONLY = {"cuda_graph": "on", "tf32": "on", "rollout_kernel": "triton"}
 """The options whose value here needs a CUDA device (and is dropped off one by `eval`)."""
 
@@ -118,12 +118,13 @@ class TrainConfig:
     tf32: str = _f("off", "planning rollouts multiply on TF32 tensor cores: faster, about "
                    "1e-3 relative error; fitting stays float32 (a CUDA device only; "
                    "precision.py)", choices=SWITCHES)
-    rollout_kernel: str = _f("torch", "run each plan call's dynamics rollouts as torch ops "
+    rollout_kernel: str = _f("auto", "run each plan call's dynamics rollouts as torch ops "
                              "step by step, as one Triton kernel (a CUDA device, the "
                              "triton package; an ensemble by tsinf; models/triton_rollout.py; "
                              "experimental), or as one native C kernel (the CPU: Linux x86-64 "
                              "with AVX2 and a C compiler; one dynamics MLP; "
-                             "models/native_rollout.py)", choices=ROLLOUT_KERNELS)
+                             "models/native_rollout.py); auto: native where it can run, "
+                             "else torch", choices=ROLLOUT_KERNELS)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "steps_per_iteration", "random_trajectories", "horizon",

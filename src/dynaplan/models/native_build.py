@@ -40,8 +40,17 @@ def _cpu() -> str:
 
 
 def unavailable() -> str | None:
-    """Why the native kernel cannot run here (a one-line reason), or None when it might
-    (whether it compiles shows on first use)."""
+    """Why the native kernel cannot run here (a one-line reason), or None when it can: it
+    is built (once a process, or found in the cache) to find out."""
+    try:
+        library()
+    except RuntimeError as err:
+        return str(err)
+    return None
+
+
+def _unsupported() -> str | None:
+    """What rules the kernel out before any build: the platform, the CPU, no compiler."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return "the native rollout kernel needs Linux on an x86-64 CPU"
     flags = _cpu().split()
@@ -69,12 +78,25 @@ def cache_dir() -> Path:
 def library() -> ctypes.CDLL:
     """The compiled kernel (built on first call); RuntimeError with a one-line reason when
     it cannot be built or loaded."""
-    reason = unavailable()
+    reason = _unsupported()
     if reason is not None:
         raise RuntimeError(reason)
     import torch  # noqa: F401  (loads torch's libgomp first, for the library to share)
 
-    cc = _compiler()
+    try:
+        path = _build(_compiler() or "cc")
+        lib = ctypes.CDLL(str(path))
+    except OSError as err:  # an unwritable cache, a library that does not load
+        raise RuntimeError(f"the native rollout kernel could not be built or loaded: "
+                           f"{err}") from None
+    lib.dp_rollout.restype = ctypes.c_int
+    lib.dp_rollout.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * 4 + [
+        ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 3
+    return lib
+
+
+def _build(cc: str) -> Path:
+    """The library for this source, compiler and CPU: from the cache, or built into it."""
     source = SOURCE.read_bytes()
     key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS).encode(),
                                      _cpu().encode()])).hexdigest()[:16]
@@ -93,8 +115,4 @@ def library() -> ctypes.CDLL:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    lib = ctypes.CDLL(str(path))
-    lib.dp_rollout.restype = ctypes.c_int
-    lib.dp_rollout.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * 4 + [
-        ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 3
-    return lib
+    return path

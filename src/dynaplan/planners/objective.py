@@ -27,9 +27,10 @@ class Objective(Protocol):
         ...
 
 
-KERNELS = ("torch", "triton", "native")
+KERNELS = ("auto", "torch", "triton", "native")
 """How a plan call's rollouts run: torch ops step by step, or one kernel a call (Triton on
-a GPU, models/triton_rollout.py; C on the CPU, models/native_rollout.py)."""
+a GPU, models/triton_rollout.py; C on the CPU, models/native_rollout.py). "auto" takes the
+native kernel where it can run (resolve_kernel), else torch."""
 
 
 def kernel_refusal(kernel: str, dynamics, fused: bool = True,
@@ -45,6 +46,19 @@ def kernel_refusal(kernel: str, dynamics, fused: bool = True,
     if not fused or compile:
         return f"{name} replaces the fused path: not with fused off or compile"
     return None
+
+
+def resolve_kernel(kernel: str, dynamics, fused: bool = True, compile: bool = False) -> str:
+    """`kernel`, with "auto" made "native" for float32 models on the CPU where the native
+    kernel builds and runs them (one dynamics MLP, the fused path), else "torch"."""
+    if kernel != "auto":
+        return kernel
+    if kernel_refusal("native", dynamics, fused, compile) is not None:
+        return "torch"
+    weight = next(dynamics.parameters())
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return "torch"
+    return "torch" if native_unavailable() is not None else "native"
 
 
 class ModelObjective:
@@ -65,7 +79,8 @@ class ModelObjective:
     network pair, the whole dynamics step, for an ensemble through its module) through
     `torch.compile`, which fuses the small elementwise kernels; first calls are slow
     while it compiles. `tf32` runs the rollouts' matmuls on a GPU's TF32 tensor cores
-    (precision.py).
+    (precision.py). `kernel` (KERNELS) runs each call's rollouts as torch ops or as one
+    kernel; `self.kernel` is the one chosen ("auto" resolved).
     """
 
     def __init__(
@@ -76,11 +91,12 @@ class ModelObjective:
         fused: bool = True,
         compile: bool = False,
         tf32: bool = False,
-        kernel: str = "torch",
+        kernel: str = "auto",
         kernel_options: dict | None = None,
     ) -> None:
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        kernel = resolve_kernel(kernel, dynamics, fused, compile)
         available = {"torch": lambda: None, "triton": triton_unavailable,
                      "native": native_unavailable}[kernel]
         reason = available() or kernel_refusal(kernel, dynamics, fused, compile)
