@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dynaplan.allocator import keep_freed_memory
 from dynaplan.config import PLANNERS, TrainConfig, field_type, load_config_file
 from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.interrupt import SIGNALS, RunInterrupted
@@ -373,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), as a return value
         return int(exc.code or 0)
+    keep_freed_memory()  # no page faults for each batch's tensors (allocator.py)
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, TrainingError) as exc:
