@@ -141,9 +141,9 @@ def fresh_build(monkeypatch, tmp_path):
     """The kernel's library built anew into tmp_path, and loaded anew after the test: a
     process keeps the library it loaded, so a missing compiler shows only without it."""
     monkeypatch.setenv("DYNAPLAN_CACHE", str(tmp_path))
-    native_build.library.cache_clear()
+    native_build.reset()
     yield tmp_path
-    native_build.library.cache_clear()
+    native_build.reset()
 
 
 @needs_kernel
@@ -152,16 +152,22 @@ def test_the_library_is_built_once_and_reused(fresh_build):
     built = list(fresh_build.glob("native_kernel_*.so"))
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
-    native_build.library.cache_clear()
+    native_build.reset()
     native_build.library()
     assert list(fresh_build.glob("*")) == built and built[0].stat().st_mtime_ns == stamp
 
 
 @needs_kernel
-def test_a_failing_compiler_is_one_line_and_leaves_nothing(fresh_build, monkeypatch):
+def test_a_failing_compiler_is_one_line_leaves_nothing_and_runs_once(fresh_build, monkeypatch):
     monkeypatch.setenv("CC", "false")  # a "compiler" that fails without a word
+    runs = []
+    real_run = native_build.subprocess.run
+    monkeypatch.setattr(native_build.subprocess, "run",
+                        lambda *a, **k: runs.append(a) or real_run(*a, **k))
     with pytest.raises(RuntimeError, match="building the native rollout kernel failed"):
         native_build.library()
+    assert unavailable().startswith("building the native rollout kernel failed")
+    assert len(runs) == 1  # the refusal is kept: checks do not rerun the compiler
     assert list(fresh_build.glob("*")) == []
 
 
@@ -172,6 +178,7 @@ def test_no_compiler_or_cpu_is_refused_in_one_line(fresh_build, monkeypatch):
     with pytest.raises(ValueError, match="needs a C compiler"):
         ModelObjective(dyn, rew, kernel="native")
     monkeypatch.setattr(native_build.platform, "machine", lambda: "aarch64")
+    native_build.reset()  # (a process keeps its first answer)
     assert unavailable() == "the native rollout kernel needs Linux on an x86-64 CPU"
 
 
@@ -219,6 +226,6 @@ def test_a_native_run_evaluates_without_a_compiler(fresh_build, tmp_path, capsys
                  "--out", str(run)]) == 0
     capsys.readouterr()
     monkeypatch.setenv("CC", "no-such-compiler-here")  # evaluated elsewhere: the torch path
-    native_build.library.cache_clear()
+    native_build.reset()
     assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1

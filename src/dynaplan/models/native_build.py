@@ -15,7 +15,6 @@ OpenMP runtime torch already loaded: the kernel's threads are torch's threads.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
 import platform
@@ -26,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("native_kernel.c")
+WHAT = "the native rollout kernel"  # in refusals
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
 
 
@@ -40,8 +40,8 @@ def _cpu() -> str:
 
 
 def unavailable() -> str | None:
-    """Why the native kernel cannot run here (a one-line reason), or None when it can: it
-    is built (once a process, or found in the cache) to find out."""
+    """Why the kernel cannot run here (a one-line reason), or None when it can: it is built
+    (or found in the cache) to find out, once a process."""
     try:
         library()
     except RuntimeError as err:
@@ -52,12 +52,12 @@ def unavailable() -> str | None:
 def _unsupported() -> str | None:
     """What rules the kernel out before any build: the platform, the CPU, no compiler."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return "the native rollout kernel needs Linux on an x86-64 CPU"
+        return f"{WHAT} needs Linux on an x86-64 CPU"
     flags = _cpu().split()
     if flags and not {"avx2", "fma"} <= set(flags):
-        return "the native rollout kernel needs a CPU with AVX2 and FMA"
+        return f"{WHAT} needs a CPU with AVX2 and FMA"
     if _compiler() is None:
-        return "the native rollout kernel needs a C compiler (cc or gcc, or $CC)"
+        return f"{WHAT} needs a C compiler (cc or gcc, or $CC)"
     return None
 
 
@@ -74,21 +74,40 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "dynaplan"
 
 
-@functools.cache
+_loaded: list[ctypes.CDLL | str] = []
+"""The library once loaded, or the reason it could not be: a process tries once (a failing
+compiler is not rerun at every check)."""
+
+
+def reset() -> None:
+    """Forget what was loaded or refused (the next call of `library` tries again)."""
+    _loaded.clear()
+
+
 def library() -> ctypes.CDLL:
-    """The compiled kernel (built on first call); RuntimeError with a one-line reason when
-    it cannot be built or loaded."""
+    """The compiled kernel (built on the first call of a process); RuntimeError with a
+    one-line reason when it cannot be built or loaded."""
+    if not _loaded:
+        try:
+            _loaded.append(_load())
+        except RuntimeError as err:
+            _loaded.append(str(err))
+    lib = _loaded[0]
+    if isinstance(lib, str):
+        raise RuntimeError(lib)
+    return lib
+
+
+def _load() -> ctypes.CDLL:
     reason = _unsupported()
     if reason is not None:
         raise RuntimeError(reason)
     import torch  # noqa: F401  (loads torch's libgomp first, for the library to share)
 
     try:
-        path = _build(_compiler() or "cc")
-        lib = ctypes.CDLL(str(path))
+        lib = ctypes.CDLL(str(_build(_compiler() or "cc")))
     except OSError as err:  # an unwritable cache, a library that does not load
-        raise RuntimeError(f"the native rollout kernel could not be built or loaded: "
-                           f"{err}") from None
+        raise RuntimeError(f"{WHAT} could not be built or loaded: {err}") from None
     lib.dp_rollout.restype = ctypes.c_int
     lib.dp_rollout.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * 4 + [
         ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 3
@@ -110,7 +129,7 @@ def _build(cc: str) -> Path:
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 first = (done.stderr.strip().splitlines() or ["no output"])[0]
-                raise RuntimeError(f"building the native rollout kernel failed: {first}")
+                raise RuntimeError(f"building {WHAT} failed: {first}")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
