@@ -190,15 +190,15 @@ def test_config_refuses_the_kernel_on_a_gpu_or_with_an_ensemble():
 
 
 @needs_kernel
-def test_train_and_eval_on_the_kernel(tmp_path, capsys):
-    runs = []
-    for kernel in ("torch", "native"):
-        out = tmp_path / kernel
-        assert main(["train", *TINY, "--rollout-kernel", kernel, "--out", str(out)]) == 0
-        runs.append(json.loads((out / "config.json").read_text())["rollout_kernel"])
-    assert runs == ["torch", "native"]
+def test_train_on_the_kernel_by_default_and_eval(tmp_path, capsys):
+    chosen = []
+    for flags in (["--rollout-kernel", "torch"], []):  # auto picks the native kernel here
+        out = tmp_path / ("default" if not flags else "torch")
+        assert main(["train", *TINY, *flags, "--out", str(out)]) == 0
+        chosen.append(json.loads((out / "summary.json").read_text())["rollout_kernel"])
+    assert chosen == ["torch", "native"]
     capsys.readouterr()
-    assert main(["eval", str(tmp_path / "native"), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(tmp_path / "default"), "--episodes", "1", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
 
 

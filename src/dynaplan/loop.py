@@ -389,6 +389,7 @@ class _Run:
             "wall_s": self._wall_s(),
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
+            "rollout_kernel": self.objective.kernel,  # what --rollout-kernel auto chose
         }
         text = json.dumps(summary, indent=2) + "\n"
         atomic_write(self.dir / "summary.json", lambda fh: fh.write(text.encode()))
