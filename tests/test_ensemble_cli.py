@@ -16,6 +16,7 @@ from dynaplan.cli import main
 from dynaplan.config import TrainConfig
 from dynaplan.envs import known_termination, make_env
 from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.native_rollout import unavailable as native_unavailable
 
 ENSEMBLE = ["--dynamics", "ensemble", "--ensemble-size", "2", "--particles", "4",
             "--ensemble-hidden", "16", "--ensemble-layers", "2"]
@@ -117,6 +118,9 @@ def test_built_objective_plans_through_the_kept_members(propagation, termination
                                      else None)
     returns = objective(torch.zeros(2, 2), torch.zeros(2, 5, 3, 1))
     assert returns.shape == (2, 5) and bool(torch.isfinite(returns).all())
+    # rollout_kernel auto: the native kernel propagates by tsinf where it builds
+    native = propagation == "tsinf" and native_unavailable() is None
+    assert objective.kernel == ("native" if native else "torch")
 
 
 @pytest.mark.parametrize(("args", "words"), [

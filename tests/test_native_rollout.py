@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 from conftest import TINY, TINY_NO_DEVICE
+from test_fused_ensemble import random_ensemble
+from test_fused_ensemble import reward as ensemble_reward
 from test_objective_paths import _bn_models, known_reward, leaves_box, reference, step_by_step
 
 from dynaplan.cli import main
@@ -15,6 +17,7 @@ from dynaplan.errors import ConfigError
 from dynaplan.models import native_build
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.fused import FusedMLPs
+from dynaplan.models.fused_ensemble import FusedEnsemble
 from dynaplan.models.native_rollout import NativeRollout, unavailable
 from dynaplan.models.propagation import EnsembleDynamics
 from dynaplan.planners import ModelObjective, make_planner
@@ -101,6 +104,54 @@ def test_cem_plans_the_same_on_the_kernel():
 
 
 @needs_kernel
+@pytest.mark.parametrize("sample", [True, False])
+@pytest.mark.parametrize("activation, keep", [("silu", 3), ("relu", 5)])  # of 5 members
+@pytest.mark.parametrize("learned", [False, True])
+def test_ensemble_kernel_returns_the_torch_paths(sample, activation, keep, learned):
+    ens = random_ensemble(activation, keep)
+    reward = _bn_models(3, 2)[1] if learned else ensemble_reward
+    obs, actions = torch.randn(2, 3), torch.rand(2, 7, 5, 2) * 2 - 1
+    got = []
+    for kernel in ("torch", "native"):
+        dyn = EnsembleDynamics(ens, "tsinf", 2 * keep, sample=sample,
+                               generator=torch.Generator().manual_seed(4))
+        objective = ModelObjective(dyn, reward, kernel=kernel)
+        got.append((objective(obs, actions), dyn.generator.get_state()))
+        assert objective.kernel == kernel
+    (want, want_gen), (value, gen) = got
+    torch.testing.assert_close(value, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(gen, want_gen)  # the same draws, and as many
+
+
+@needs_kernel
+def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
+    ens = random_ensemble("silu", 3)
+    obs = torch.randn(1, 3)
+    plans = []
+    for kernel in ("torch", "native"):
+        dyn = EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
+        planner = make_planner("cem", ModelObjective(dyn, ensemble_reward, kernel=kernel),
+                               torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]), 4,
+                               torch.Generator().manual_seed(0), num_sequences=16,
+                               num_iterations=2, num_elites=4)
+        plans.append(planner.plan(obs))
+    torch.testing.assert_close(plans[1].actions, plans[0].actions)
+    torch.testing.assert_close(plans[1].predicted_return, plans[0].predicted_return,
+                               rtol=1e-4, atol=1e-4)
+
+
+@needs_kernel
+def test_a_sampled_ensemble_rollout_refuses_missing_noise():
+    rollout = NativeRollout(FusedEnsemble(random_ensemble("silu", 3), split=1), 3,
+                            sample=True)
+    state, actions = torch.zeros(6, 3), torch.zeros(6, 2, 2)
+    with pytest.raises(ValueError, match=r"needs noise of shape \(2, 3, 2, 3\)"):
+        rollout(state, actions)
+    with pytest.raises(ValueError, match="multiple of the members"):
+        rollout(torch.zeros(5, 3), torch.zeros(5, 2, 2), torch.zeros(2, 3, 1, 3))
+
+
+@needs_kernel
 def test_refresh_snapshots_the_new_weights():
     dyn, rew = _bn_models()
     objective = ModelObjective(dyn, rew, kernel="native")
@@ -120,9 +171,10 @@ def test_refresh_snapshots_the_new_weights():
 @needs_kernel
 def test_kernel_refuses_what_it_cannot_run():
     dyn, rew = _bn_models()
-    ens = EnsembleDynamics(GaussianEnsemble(4, 3, 2, hidden=(8,)), "tsinf", 2)
-    with pytest.raises(ValueError, match="runs one dynamics MLP, not an ensemble"):
-        ModelObjective(ens, known_reward, kernel="native")
+    for propagation in ("ts1", "expectation"):
+        ens = EnsembleDynamics(GaussianEnsemble(4, 3, 2, hidden=(8,)), propagation, 2)
+        with pytest.raises(ValueError, match=f"by tsinf only, not {propagation}"):
+            ModelObjective(ens, known_reward, kernel="native")
     with pytest.raises(ValueError, match="not with fused off or compile"):
         ModelObjective(dyn, rew, compile=True, kernel="native")
     with pytest.raises(ValueError, match="networks of one model"):
@@ -182,11 +234,11 @@ def test_no_compiler_or_cpu_is_refused_in_one_line(fresh_build, monkeypatch):
     assert unavailable() == "the native rollout kernel needs Linux on an x86-64 CPU"
 
 
-def test_config_refuses_the_kernel_on_a_gpu_or_with_an_ensemble():
+def test_config_refuses_the_kernel_on_a_gpu_or_without_tsinf():
     with pytest.raises(ConfigError, match="rollout_kernel native runs on the CPU"):
         TrainConfig(device="cuda", rollout_kernel="native")
-    with pytest.raises(ConfigError, match="runs one dynamics MLP, not an ensemble"):
-        TrainConfig(dynamics="ensemble", rollout_kernel="native")
+    with pytest.raises(ConfigError, match="native propagates an ensemble by tsinf only, not ts1"):
+        TrainConfig(dynamics="ensemble", propagation="ts1", rollout_kernel="native")
 
 
 @needs_kernel

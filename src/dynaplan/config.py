@@ -122,7 +122,7 @@ class TrainConfig:
                              "step by step, as one Triton kernel (a CUDA device, the "
                              "triton package; an ensemble by tsinf; models/triton_rollout.py; "
                              "experimental), or as one native C kernel (the CPU: Linux x86-64 "
-                             "with AVX2 and a C compiler; one dynamics MLP; "
+                             "with AVX2 and a C compiler; an ensemble by tsinf; "
                              "models/native_rollout.py); auto: native where it can run, "
                              "else torch", choices=ROLLOUT_KERNELS)
 
@@ -186,12 +186,10 @@ class TrainConfig:
         if self.rollout_kernel == "native" and self.device == "cuda":
             raise ConfigError("rollout_kernel native runs on the CPU (device cpu, or auto "
                               "without CUDA)")
-        if self.rollout_kernel == "native" and self.dynamics == "ensemble":
-            raise ConfigError("rollout_kernel native runs one dynamics MLP, not an ensemble")
-        if (self.rollout_kernel == "triton" and self.dynamics == "ensemble"
+        if (self.rollout_kernel in ("triton", "native") and self.dynamics == "ensemble"
                 and self.propagation != "tsinf"):
-            raise ConfigError("rollout_kernel triton propagates an ensemble by tsinf only, "
-                              f"not {self.propagation}")
+            raise ConfigError(f"rollout_kernel {self.rollout_kernel} propagates an ensemble "
+                              f"by tsinf only, not {self.propagation}")
         if self.dynamics == "ensemble":
             self._check_ensemble()
         if self.termination == "known":

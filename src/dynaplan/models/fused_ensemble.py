@@ -109,3 +109,16 @@ class FusedEnsemble:
         mean, raw = out[..., : self.out_dim], out[..., self.out_dim :]
         above_min = F.softplus(torch.sub(self.span_logvar, F.softplus(self.max_logvar - raw)))
         return mean, torch.add(self.log_std_offset, above_min, alpha=0.5).exp_()
+
+
+def ensemble_layers(net: FusedEnsemble):
+    """A FusedEnsemble's folded weights as (layers [(w [E, in, out], b [E, out])], the mean
+    head (w [E, h, O], b [E, O]), the log-variance head and its bounds): what the rollout
+    kernels (models/triton_rollout.py, models/native_rollout.py) run."""
+    layers, head_t, head_b = net.weights(1)
+    d = net.out_dim
+    layers = [(w, b[:, 0]) for w, b in layers]
+    mean = (head_t[:, :d].transpose(1, 2), head_b[:, 0, :d])
+    var = (head_t[:, d:].transpose(1, 2), head_b[:, 0, d:], net.max_logvar.reshape(-1),
+           net.span_logvar.reshape(-1), net.log_std_offset.reshape(-1))
+    return layers, mean, var

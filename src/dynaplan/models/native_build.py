@@ -27,6 +27,7 @@ from pathlib import Path
 SOURCE = Path(__file__).with_name("native_kernel.c")
 WHAT = "the native rollout kernel"  # in refusals
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+LIBS = ["-lm"]
 
 
 def _cpu() -> str:
@@ -109,7 +110,7 @@ def _load() -> ctypes.CDLL:
     except OSError as err:  # an unwritable cache, a library that does not load
         raise RuntimeError(f"{WHAT} could not be built or loaded: {err}") from None
     lib.dp_rollout.restype = ctypes.c_int
-    lib.dp_rollout.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * 4 + [
+    lib.dp_rollout.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * 5 + [
         ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 3
     return lib
 
@@ -117,7 +118,7 @@ def _load() -> ctypes.CDLL:
 def _build(cc: str) -> Path:
     """The library for this source, compiler and CPU: from the cache, or built into it."""
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS).encode(),
+    key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS + LIBS).encode(),
                                      _cpu().encode()])).hexdigest()[:16]
     path = cache_dir() / f"native_kernel_{key}.so"
     if not path.exists():
@@ -125,7 +126,7 @@ def _build(cc: str) -> Path:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
         os.close(fd)
         try:
-            done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE)],
+            done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), *LIBS],
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 first = (done.stderr.strip().splitlines() or ["no output"])[0]

@@ -12,6 +12,7 @@
  * registers before the store. The heads are dot products: the dynamics head adds its
  * output to the state in place, the reward head writes rew[r, t]. */
 #include <immintrin.h>
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
@@ -109,15 +110,23 @@ static void head(int M, int K, int D, const float *h, const float *w, const floa
 }
 
 /* One network's layout, read from the int64 table: depth, act, out, then per hidden layer
- * (K, N, weight offset, bias offset), then the head's (K, weight offset, bias offset). */
-typedef struct { long depth, act, out; const long *layers; const long *head; } net_t;
+ * (K, N, weight offset, bias offset), then the head's (K, weight offset, bias offset), then
+ * a flag and, where it is 1 (a Gaussian ensemble member), its log-variance head (weight
+ * and bias offsets, as the head's) and the offsets of its bounds max, span and std offset
+ * [out] (models/fused_ensemble.py: std = exp(offset + softplus(span - softplus(max - raw)) / 2)). */
+typedef struct { long depth, act, out; const long *layers, *head, *var; } net_t;
 
 static net_t net_at(const long *layout) {
-    net_t n = {layout[0], layout[1], layout[2], layout + 3, layout + 3 + 4 * layout[0]};
+    const long *head = layout + 3 + 4 * layout[0];
+    net_t n = {layout[0], layout[1], layout[2], layout + 3, head, head[3] ? head + 4 : 0};
     return n;
 }
 
-static long net_size(const long *layout) { return 3 + 4 * layout[0] + 3; }
+static long net_size(const long *layout) {
+    return 3 + 4 * layout[0] + 4 + (layout[3 + 4 * layout[0] + 3] ? 5 : 0);
+}
+
+static inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 /* the last hidden layer's activations of rows x [M, lda] (M a multiple of MR) */
 static const float *hidden(net_t n, int M, const float *x, long lda, const float *params,
@@ -135,25 +144,29 @@ static const float *hidden(net_t n, int M, const float *x, long lda, const float
 }
 
 /* state0 [R, O], actions [R, H, A] -> traj [R, H + 1, O] and, with a reward net
- * (nets == 2), rew [R, H]. The rows run in `threads` parts; scratch holds, per part,
- * rows_per_thread x (O + A + 2 width) floats, rows_per_thread (a multiple of MR) covering
- * a part's row blocks and width the widest padded hidden layer. Returns 0, or 1 when the
- * layout does not fit the shapes. */
+ * (nets == 2), rew [R, H]. A dynamics net with a log-variance head adds std * noise to
+ * each step's change, noise [H, R, O] standard normal. The rows run in `threads` parts;
+ * scratch holds, per part, rows_per_thread x (2 O + A + 2 width) floats, rows_per_thread
+ * (a multiple of MR) covering a part's row blocks and width the widest padded hidden
+ * layer. Returns 0, or 1 when the layout does not fit the shapes. */
 int dp_rollout(long R, long H, long O, long A, const float *state0, const float *actions,
-               float *traj, float *rew, long nets, const long *layout, const float *params,
-               float *scratch, long rows_per_thread, long width, long threads) {
+               const float *noise, float *traj, float *rew, long nets, const long *layout,
+               const float *params, float *scratch, long rows_per_thread, long width,
+               long threads) {
     const net_t dyn = net_at(layout);
     const net_t rwd = nets > 1 ? net_at(layout + net_size(layout)) : dyn;
     const long I = O + A, blocks = (R + MR - 1) / MR;
     if (dyn.out != O || dyn.layers[0] != I || (nets > 1 && rwd.out != 1)) return 1;
+    if ((dyn.var != 0) != (noise != 0)) return 1;
 #pragma omp parallel num_threads((int)threads)
     for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
         /* part p of `threads` takes a contiguous run of row blocks and its own scratch
          * (so fewer threads than asked for, as in a nested region, still cover every row) */
         const long b0 = blocks * part / threads, b1 = blocks * (part + 1) / threads;
         const long r0 = b0 * MR, m = (b1 - b0) * MR, live = (R < r0 + m ? R : r0 + m) - r0;
-        float *x = scratch + part * rows_per_thread * (I + 2 * width);
+        float *x = scratch + part * rows_per_thread * (I + O + 2 * width);
         float *ha = x + rows_per_thread * I, *hb = ha + rows_per_thread * width;
+        float *raw = hb + rows_per_thread * width;  /* the log-variance head's output */
         if (m == 0) continue;
         memset(x, 0, sizeof(float) * m * I);
         for (long r = 0; r < live; r++) {
@@ -169,8 +182,22 @@ int dp_rollout(long R, long H, long O, long A, const float *state0, const float 
                      params + rwd.head[2], rew + r0 * H + t, H, 0);
             }
             const float *h = hidden(dyn, (int)m, x, I, params, ha, hb);
+            if (dyn.var) {  /* a sampled Gaussian member: std from the bounded log-variance */
+                head((int)live, (int)dyn.head[0], (int)O, h, params + dyn.var[0],
+                     params + dyn.var[1], raw, O, 0);
+                const float *vmax = params + dyn.var[2], *span = params + dyn.var[3],
+                            *offset = params + dyn.var[4];
+                for (long r = 0; r < live; r++)
+                    for (long o = 0; o < O; o++) {
+                        const float above = softplus(span[o] - softplus(vmax[o] - raw[r * O + o]));
+                        raw[r * O + o] = expf(offset[o] + 0.5f * above) *
+                                         noise[(t * R + r0 + r) * O + o];
+                    }
+            }
             head((int)live, (int)dyn.head[0], (int)O, h, params + dyn.head[1],
                  params + dyn.head[2], x, I, 1);
+            for (long r = 0; dyn.var && r < live; r++)
+                for (long o = 0; o < O; o++) x[r * I + o] += raw[r * O + o];
             for (long r = 0; r < live; r++)
                 memcpy(traj + ((r0 + r) * (H + 1) + t + 1) * O, x + r * I, sizeof(float) * O);
         }

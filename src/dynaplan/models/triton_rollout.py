@@ -44,7 +44,7 @@ import importlib.util
 import torch
 
 from dynaplan.models.fused import FusedMLPs
-from dynaplan.models.fused_ensemble import FusedEnsemble
+from dynaplan.models.fused_ensemble import FusedEnsemble, ensemble_layers
 
 BLOCK = 32
 """Width of the column tiles of every layer (and the step of the hidden padding)."""
@@ -90,7 +90,7 @@ class TritonRollout:
             if value < 16 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two >= 16, got {value}")
         if isinstance(net, FusedEnsemble):
-            layers, head, var = _ensemble_layers(net)
+            layers, head, var = ensemble_layers(net)
             self.members, self.sample = net.members, sample
         else:
             if net.k != 1:
@@ -168,15 +168,3 @@ class TritonRollout:
         return dict(OBS=self.obs_dim, ACT=self.action_dim, KI=self.ki, P=self.p,
                     NL=self.layers, E=self.members, BM=self.block_m, BN=self.block,
                     SILU=self.silu, NOISE=self.sample, PRECISION=self.precision)
-
-
-def _ensemble_layers(net: FusedEnsemble):
-    """A FusedEnsemble's folded weights as (layers [(w [E, in, out], b [E, out])], the mean
-    head (w [E, h, O], b [E, O]), the log-variance head and bounds)."""
-    layers, head_t, head_b = net.weights(1)
-    d = net.out_dim
-    layers = [(w, b[:, 0]) for w, b in layers]
-    mean = (head_t[:, :d].transpose(1, 2), head_b[:, 0, :d])
-    var = (head_t[:, d:].transpose(1, 2), head_b[:, 0, d:], net.max_logvar.reshape(-1),
-           net.span_logvar.reshape(-1), net.log_std_offset.reshape(-1))
-    return layers, mean, var

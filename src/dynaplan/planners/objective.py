@@ -39,8 +39,6 @@ def kernel_refusal(kernel: str, dynamics, fused: bool = True,
     if kernel == "torch":
         return None
     name = {"triton": "the Triton rollout kernel", "native": "the native rollout kernel"}[kernel]
-    if kernel == "native" and isinstance(dynamics, EnsembleDynamics):
-        return f"{name} runs one dynamics MLP, not an ensemble"
     if isinstance(dynamics, EnsembleDynamics) and dynamics.propagation != "tsinf":
         return f"{name} propagates an ensemble by tsinf only, not {dynamics.propagation}"
     if not fused or compile:
@@ -50,12 +48,14 @@ def kernel_refusal(kernel: str, dynamics, fused: bool = True,
 
 def resolve_kernel(kernel: str, dynamics, fused: bool = True, compile: bool = False) -> str:
     """`kernel`, with "auto" made "native" for float32 models on the CPU where the native
-    kernel builds and runs them (one dynamics MLP, the fused path), else "torch"."""
+    kernel builds and runs them (a dynamics MLP or a TS-inf ensemble, the fused path), else
+    "torch"."""
     if kernel != "auto":
         return kernel
     if kernel_refusal("native", dynamics, fused, compile) is not None:
         return "torch"
-    weight = next(dynamics.parameters())
+    module = dynamics.ensemble if isinstance(dynamics, EnsembleDynamics) else dynamics
+    weight = next(module.parameters())
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return "torch"
     return "torch" if native_unavailable() is not None else "native"
@@ -135,28 +135,29 @@ class ModelObjective:
             net = FusedMLPs([self.dynamics, self.reward])  # type: ignore[list-item]
             self._dyn_net = torch.compile(net) if self.compile else net
             return
+        if isinstance(self.reward, RewardModel):
+            self._rew_net = FusedMLPs([self.reward])
         if isinstance(self.dynamics, DynamicsModel):
             self._dyn_net = FusedMLPs([self.dynamics])
+            obs_dim = self.dynamics.output_norm.mean.numel()
             if self.kernel == "triton":
-                obs_dim = self.dynamics.output_norm.mean.numel()
                 self._triton = TritonRollout(self._dyn_net, obs_dim, tf32=self.tf32,
                                              **self.kernel_options)
             if self.kernel == "native":  # a learned reward runs inside the kernel
-                learned = isinstance(self.reward, RewardModel)
-                self._native = NativeRollout(
-                    self._dyn_net, self.dynamics.output_norm.mean.numel(),
-                    FusedMLPs([self.reward]) if learned else None,  # type: ignore[list-item]
-                    **self.kernel_options)
-                return
+                self._native = NativeRollout(self._dyn_net, obs_dim, self._rew_net,
+                                             **self.kernel_options)
         elif not self.compile:  # compiled, the ensemble module itself goes through dynamo
             ens = self.dynamics.ensemble
-            self._ens_net = FusedEnsemble(ens, split=1 if self.kernel == "triton" else None)
+            one_launch = self.kernel in ("triton", "native")  # each member's rows alone
+            self._ens_net = FusedEnsemble(ens, split=1 if one_launch else None)
             if self.kernel == "triton":
                 self._triton = TritonRollout(self._ens_net, ens.out_dim, tf32=self.tf32,
                                              sample=self.dynamics.sample,
                                              **self.kernel_options)
-        if isinstance(self.reward, RewardModel):
-            self._rew_net = FusedMLPs([self.reward])
+            if self.kernel == "native":
+                self._native = NativeRollout(self._ens_net, ens.out_dim, self._rew_net,
+                                             sample=self.dynamics.sample,
+                                             **self.kernel_options)
         self._step = torch.compile(self._fused_step) if self.compile else self._fused_step
         self._next = torch.compile(self._fused_next) if self.compile else self._fused_next
 
@@ -234,15 +235,16 @@ class ModelObjective:
         per_step = learned and self._triton is None and self._native is None
         states, rewards = [state], []
         r: torch.Tensor | None = None  # [R, H]: the native kernel computes a learned reward
-        if self._native is not None:
-            traj, r = self._native(state, actions)
-            if r is not None and self.termination is None:
-                return r.sum(dim=1)
-        elif self._triton is not None:
+        if self._native is not None or self._triton is not None:
             noise = None
             if isinstance(self.dynamics, EnsembleDynamics):  # the draws of the torch path
                 noise = self.dynamics.draw_noise(rows, horizon, state.device)
-            traj = self._triton(state, actions, noise)
+            if self._native is not None:
+                traj, r = self._native(state, actions, noise)
+                if r is not None and self.termination is None:
+                    return r.sum(dim=1)
+            else:
+                traj = self._triton(state, actions, noise)
         else:
             for a_t in actions.unbind(1):
                 if per_step:
