@@ -5,10 +5,11 @@ up to 32 MB as such blocks are freed) with a fresh mapping, and returns freed me
 the heap's top once more than twice that threshold is free. A model fit allocates and
 frees [2000, 512] float32 activations and gradients (4 MB each) every batch, and whenever
 one of those comes from a fresh mapping, the kernel faults it in page by page: 10,000 to
-31,000 page faults an epoch, measured in the bench's fitting setting, and 0.30-0.45 s an
-epoch where the same fit without them took 0.30-0.32 s (five process pairs, BENCHMARKS.md
-section 2). With a fixed 32 MB threshold and a 256 MB trim threshold, freed blocks stay
-in the heap and are reused: the process keeps its peak footprint instead.
+31,000 page faults an epoch in the bench's fitting setting. With a fixed 32 MB threshold
+and a 256 MB trim threshold, freed blocks stay in the heap and are reused (0 to 335 faults
+an epoch), and the process keeps its peak footprint instead. The time it saves varies from
+run to run: epochs took 0.27-0.45 s with glibc's defaults and 0.27-0.33 s with these
+settings in 13 process pairs (`benchmarks/malloc_fit_ab.py`, BENCHMARKS.md section 2).
 
 `dynaplan`'s command line sets this once at start; a library user may call
 `keep_freed_memory()` too. It changes nothing where the allocator is not glibc, or where
