@@ -1,9 +1,9 @@
 /* The CPU kernel behind NativeRollout (models/native_rollout.py, which documents it and
- * builds this file with the system C compiler: -O3 -march=native -fopenmp).
+ * builds this file with the system C compiler: -O3 -march=native -fopenmp, -lm).
  *
- * dp_rollout runs a dynamics MLP (and optionally a learned reward MLP on the same input)
- * along every row's action sequence: the whole horizon of one plan call's objective in one
- * call. Each OpenMP thread owns a contiguous block of rows and carries them through every
+ * dp_rollout runs a dynamics MLP, or one member of a TS-inf ensemble with its Gaussian
+ * noise (and optionally a learned reward MLP on the same input), along every row's action
+ * sequence: the whole horizon of one plan call's objective in one call. Each OpenMP thread owns a contiguous block of rows and carries them through every
  * step; the process's OpenMP runtime is torch's own (libgomp is loaded once, by soname), so
  * the threads are torch's and no second pool spins against it.
  *

@@ -16,9 +16,11 @@ matmuls whose weights MKL repacks on every call (setting a of `dynaplan bench`: 
 
 It returns `traj` [R, H + 1, O] (and `rew` [R, H] with a reward net), from which the
 objective evaluates known rewards and terminations over all transitions, as after the
-Triton kernel. The weights are FusedMLPs' (normalizers and BatchNorm folded in), each
-network a FusedMLPs of K = 1, so dynamics and reward may differ in shape. Hidden widths are
-zero-padded to multiples of 16: a padded unit's activation (ReLU or SiLU of 0) is 0.
+Triton kernel. The weights are FusedMLPs' or FusedEnsemble's (normalizers and BatchNorm
+folded in), each MLP a FusedMLPs of K = 1, so dynamics and reward may differ in shape.
+Hidden widths are zero-padded to multiples of 16: a padded unit's activation (ReLU or SiLU
+of 0) is 0. A TS-inf ensemble runs one call per member, over that member's rows; a
+sampled member adds std * noise, std from its bounded log-variance head.
 
 Results equal the torch path's up to float32 rounding: the products sum in another order,
 and SiLU's exponential is a polynomial (relative error about 2e-7).
@@ -151,7 +153,7 @@ class NativeRollout:
         if self.sample and (noise is None or noise.shape != (horizon, e, rows // e, o)):
             raise ValueError(f"a sampled rollout needs noise of shape "
                              f"{(horizon, e, rows // e, o)}")
-        state, actions = state.float(), actions.float()
+        state, actions = state.float().contiguous(), actions.float().contiguous()
         traj = state.new_empty(rows, horizon + 1, o)
         rew = state.new_empty(rows, horizon) if self.nets > 1 else None
         if e == 1:
