@@ -153,7 +153,7 @@ def test_kernel_refuses_what_it_cannot_run(monkeypatch):
             ModelObjective(ens, known_reward, kernel="triton")
     with pytest.raises(ValueError, match="not with fused off or compile"):
         ModelObjective(dyn, rew, compile=True, kernel="triton")
-    with pytest.raises(ValueError, match="kernel must be one of torch, triton"):
+    with pytest.raises(ValueError, match="kernel must be one of auto, torch, triton, native"):
         ModelObjective(dyn, rew, kernel="cuda")
     with pytest.raises(ValueError, match="block must be a power of two"):
         TritonRollout(FusedMLPs([dyn]), 3, block=24)
