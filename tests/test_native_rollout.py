@@ -39,6 +39,7 @@ def rewards_step_by_step(dyn, rew, state, actions):
     (3, 1, dict(hidden=(40, 40, 40), batch_norm=False, activation="silu")),  # padded to 48
     (3, 1, dict(hidden=(48, 24), batch_norm=True, activation="relu")),
     (5, 2, dict(hidden=(20,), batch_norm=False, activation="relu")),  # no hidden-to-hidden
+    (17, 6, dict(hidden=(32, 32), batch_norm=True, activation="relu")),  # HalfCheetah's
     (3, 1, {}),  # the seed's 512 x 256 BatchNorm networks
 ])
 def test_kernel_states_and_rewards_equal_the_step_by_step_rollout(obs_dim, act_dim, net):
