@@ -9,7 +9,15 @@ import torch
 from conftest import TINY, TINY_NO_DEVICE
 from test_fused_ensemble import random_ensemble
 from test_fused_ensemble import reward as ensemble_reward
-from test_objective_paths import _bn_models, known_reward, leaves_box, reference, step_by_step
+from test_objective_paths import (
+    _bn_models,
+    assert_cem_plans_agree,
+    assert_ensemble_returns_agree,
+    known_reward,
+    leaves_box,
+    reference,
+    step_by_step,
+)
 
 from dynaplan.cli import main
 from dynaplan.config import TrainConfig
@@ -20,7 +28,7 @@ from dynaplan.models.fused import FusedMLPs
 from dynaplan.models.fused_ensemble import FusedEnsemble
 from dynaplan.models.native_rollout import NativeRollout, unavailable
 from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective, make_planner
+from dynaplan.planners import ModelObjective
 
 needs_kernel = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 
@@ -91,17 +99,9 @@ def test_objective_on_the_kernel_returns_the_definition(reward, termination):
 @needs_kernel
 def test_cem_plans_the_same_on_the_kernel():
     dyn, rew = _bn_models()
-    obs = torch.randn(1, 3)
-    plans = []
-    for kernel in ("torch", "native"):
-        planner = make_planner("cem", ModelObjective(dyn, rew, kernel=kernel),
-                               torch.tensor([-2.0]), torch.tensor([2.0]), 15,
-                               torch.Generator().manual_seed(0), num_sequences=100,
-                               num_iterations=5, num_elites=10)
-        plans.append(planner.plan(obs))
-    torch.testing.assert_close(plans[0].actions, plans[1].actions)
-    torch.testing.assert_close(plans[0].predicted_return, plans[1].predicted_return,
-                               rtol=1e-4, atol=1e-4)
+    objectives = [ModelObjective(dyn, rew, kernel=kernel) for kernel in ("torch", "native")]
+    assert_cem_plans_agree(objectives, [-2.0], [2.0], 15, torch.randn(1, 3),
+                           num_sequences=100, num_iterations=5, num_elites=10)
 
 
 @needs_kernel
@@ -109,36 +109,20 @@ def test_cem_plans_the_same_on_the_kernel():
 @pytest.mark.parametrize("activation, keep", [("silu", 3), ("relu", 5)])  # of 5 members
 @pytest.mark.parametrize("learned", [False, True])
 def test_ensemble_kernel_returns_the_torch_paths(sample, activation, keep, learned):
-    ens = random_ensemble(activation, keep)
     reward = _bn_models(3, 2)[1] if learned else ensemble_reward
-    obs, actions = torch.randn(2, 3), torch.rand(2, 7, 5, 2) * 2 - 1
-    got = []
-    for kernel in ("torch", "native"):
-        dyn = EnsembleDynamics(ens, "tsinf", 2 * keep, sample=sample,
-                               generator=torch.Generator().manual_seed(4))
-        objective = ModelObjective(dyn, reward, kernel=kernel)
-        got.append((objective(obs, actions), dyn.generator.get_state()))
-        assert objective.kernel == kernel
-    (want, want_gen), (value, gen) = got
-    torch.testing.assert_close(value, want, rtol=1e-4, atol=1e-4)
-    assert torch.equal(gen, want_gen)  # the same draws, and as many
+    assert_ensemble_returns_agree("native", random_ensemble(activation, keep), keep, sample,
+                                  reward)
 
 
 @needs_kernel
 def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
     ens = random_ensemble("silu", 3)
-    obs = torch.randn(1, 3)
-    plans = []
-    for kernel in ("torch", "native"):
-        dyn = EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
-        planner = make_planner("cem", ModelObjective(dyn, ensemble_reward, kernel=kernel),
-                               torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]), 4,
-                               torch.Generator().manual_seed(0), num_sequences=16,
-                               num_iterations=2, num_elites=4)
-        plans.append(planner.plan(obs))
-    torch.testing.assert_close(plans[1].actions, plans[0].actions)
-    torch.testing.assert_close(plans[1].predicted_return, plans[0].predicted_return,
-                               rtol=1e-4, atol=1e-4)
+    dyns = [EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
+            for _ in range(2)]
+    objectives = [ModelObjective(dyn, ensemble_reward, kernel=kernel)
+                  for dyn, kernel in zip(dyns, ("torch", "native"))]
+    assert_cem_plans_agree(objectives, [-1.0, -1.0], [1.0, 1.0], 4, torch.randn(1, 3),
+                           num_sequences=16, num_iterations=2, num_elites=4)
 
 
 @needs_kernel

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dynaplan.models import DynamicsModel, RewardModel
-from dynaplan.planners import ModelObjective
+from dynaplan.models.propagation import EnsembleDynamics
+from dynaplan.planners import ModelObjective, make_planner
 
 
 def _bn_models(obs_dim=3, act_dim=1, **net):
@@ -42,6 +43,35 @@ def reference(dynamics, reward, termination, obs, actions):
                 alive &= ~termination(state, flat[:, t], nxt)
             state = nxt
     return total.view(B, N)
+
+
+def assert_cem_plans_agree(objectives, low, high, horizon, obs, **options):
+    """CEM, seeded alike, plans through every objective what it plans through the first:
+    the same actions, and predicted returns within 1e-4 (the rollout kernels' tests)."""
+    plans = [make_planner("cem", objective, torch.tensor(low), torch.tensor(high), horizon,
+                          torch.Generator().manual_seed(0), **options).plan(obs)
+             for objective in objectives]
+    for plan in plans[1:]:
+        torch.testing.assert_close(plan.actions, plans[0].actions)
+        torch.testing.assert_close(plan.predicted_return, plans[0].predicted_return,
+                                   rtol=1e-4, atol=1e-4)
+
+
+def assert_ensemble_returns_agree(kernel, ensemble, keep, sample, reward):
+    """A TS-inf objective over `ensemble` (`keep` kept members, 2 particles each) returns
+    through `kernel` what it returns through torch ops, within 1e-4, from the same draws:
+    each generator, seeded alike, ends in the same state."""
+    obs, actions = torch.randn(2, 3), torch.rand(2, 7, 5, 2) * 2 - 1
+    got = []
+    for name in ("torch", kernel):
+        dyn = EnsembleDynamics(ensemble, "tsinf", 2 * keep, sample=sample,
+                               generator=torch.Generator().manual_seed(4))
+        objective = ModelObjective(dyn, reward, kernel=name)
+        assert objective.kernel == name
+        got.append((objective(obs, actions), dyn.generator.get_state()))
+    (want, want_gen), (value, gen) = got
+    torch.testing.assert_close(value, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(gen, want_gen)  # the same draws, and as many
 
 
 def step_by_step(dyn, state, actions):

@@ -12,14 +12,22 @@ import torch
 from conftest import TINY, TINY_NO_DEVICE
 from test_fused_ensemble import random_ensemble
 from test_fused_ensemble import reward as ensemble_reward
-from test_objective_paths import _bn_models, known_reward, leaves_box, reference, step_by_step
+from test_objective_paths import (
+    _bn_models,
+    assert_cem_plans_agree,
+    assert_ensemble_returns_agree,
+    known_reward,
+    leaves_box,
+    reference,
+    step_by_step,
+)
 
 from dynaplan.cli import main
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.fused import FusedMLPs
 from dynaplan.models.fused_ensemble import FusedEnsemble
 from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective, make_planner
+from dynaplan.planners import ModelObjective
 
 pytest.importorskip("triton")
 needs_interpreter = pytest.mark.skipif(
@@ -72,50 +80,30 @@ def test_objective_on_the_kernel_returns_the_definition(reward, termination):
 @needs_interpreter
 def test_cem_plans_the_same_on_the_kernel():
     dyn, rew = _bn_models(hidden=SMALL)
-    obs = torch.randn(1, 3)
-    plans = []
-    for kernel in ("torch", "triton"):
-        planner = make_planner("cem", ModelObjective(dyn, rew, kernel=kernel),
-                               torch.tensor([-2.0]), torch.tensor([2.0]), 5,
-                               torch.Generator().manual_seed(0), num_sequences=32,
-                               num_iterations=3, num_elites=4)
-        plans.append(planner.plan(obs))
-    torch.testing.assert_close(plans[0].actions, plans[1].actions)
-    torch.testing.assert_close(plans[0].predicted_return, plans[1].predicted_return,
-                               rtol=1e-4, atol=1e-4)
+    objectives = [ModelObjective(dyn, rew, kernel=kernel) for kernel in ("torch", "triton")]
+    assert_cem_plans_agree(objectives, [-2.0], [2.0], 5, torch.randn(1, 3),
+                           num_sequences=32, num_iterations=3, num_elites=4)
 
 
 @needs_interpreter
 @pytest.mark.parametrize("sample", [True, False])
 @pytest.mark.parametrize("activation, keep", [("silu", 3), ("relu", 5)])  # of 5 members
 def test_ensemble_kernel_returns_the_torch_paths(sample, activation, keep):
-    ens = random_ensemble(activation, keep)
-    obs, actions = torch.randn(2, 3), torch.rand(2, 7, 5, 2) * 2 - 1
-    got = []
-    for kernel in ("torch", "triton"):
-        dyn = EnsembleDynamics(ens, "tsinf", 2 * keep, sample=sample,
-                               generator=torch.Generator().manual_seed(4))
-        got.append(ModelObjective(dyn, ensemble_reward, kernel=kernel)(obs, actions))
-    torch.testing.assert_close(got[1], got[0], rtol=1e-4, atol=1e-4)
+    assert_ensemble_returns_agree("triton", random_ensemble(activation, keep), keep, sample,
+                                  ensemble_reward)
 
 
 @needs_interpreter
 def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
     ens = random_ensemble("silu", 3)
-    obs = torch.randn(1, 3)
-    plans = []
-    for kernel in ("torch", "triton"):
-        dyn = EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
-        planner = make_planner("cem", ModelObjective(dyn, ensemble_reward, kernel=kernel),
-                               torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]), 4,
-                               torch.Generator().manual_seed(0), num_sequences=16,
-                               num_iterations=2, num_elites=4)
-        plans.append((planner.plan(obs), dyn.generator.get_state()))
-    (torch_plan, torch_gen), (kernel_plan, kernel_gen) = plans
-    torch.testing.assert_close(kernel_plan.actions, torch_plan.actions)
-    torch.testing.assert_close(kernel_plan.predicted_return, torch_plan.predicted_return,
-                               rtol=1e-4, atol=1e-4)
-    assert torch.equal(kernel_gen, torch_gen)  # the same draws, and as many
+    dyns = [EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
+            for _ in range(2)]
+    objectives = [ModelObjective(dyn, ensemble_reward, kernel=kernel)
+                  for dyn, kernel in zip(dyns, ("torch", "triton"))]
+    assert_cem_plans_agree(objectives, [-1.0, -1.0], [1.0, 1.0], 4, torch.randn(1, 3),
+                           num_sequences=16, num_iterations=2, num_elites=4)
+    # the same draws, and as many
+    assert torch.equal(dyns[1].generator.get_state(), dyns[0].generator.get_state())
 
 
 @needs_interpreter
