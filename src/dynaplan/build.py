@@ -11,11 +11,10 @@ from dynaplan.models import DynamicsModel, RewardModel
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.ensemble_fit import EnsembleFitter
 from dynaplan.models.fit import ModelFitter
-from dynaplan.models.native_rollout import unavailable as native_unavailable
 from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.models.triton_rollout import unavailable as triton_unavailable
 from dynaplan.planners import ModelObjective, Planner, make_planner
 from dynaplan.planners.graphed import GraphedPlanner
+from dynaplan.planners.objective import kernel_unavailable
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,8 +38,7 @@ def require_device(config: TrainConfig, device: torch.device) -> None:
     if kernel == "native" and device.type != "cpu":
         raise ConfigError(f"--rollout-kernel native runs on the CPU, and this run plans on "
                           f"{device} (add --device cpu)")
-    available = {"triton": triton_unavailable, "native": native_unavailable}.get(kernel)
-    if available is not None and (reason := available()) is not None:
+    if (reason := kernel_unavailable(kernel)) is not None:
         raise ConfigError(f"--rollout-kernel {kernel}: {reason}")
 
 

@@ -284,8 +284,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dynaplan.bench import SETTINGS, format_table, run_bench, write_json
     from dynaplan.build import resolve_device
-    from dynaplan.models.native_rollout import unavailable as native_unavailable
-    from dynaplan.models.triton_rollout import unavailable as triton_unavailable
+    from dynaplan.planners.objective import kernel_unavailable
 
     for name in ("calls", "fit_epochs", "loop_steps"):
         if getattr(args, name) <= 0:
@@ -302,8 +301,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.rollout_kernel == "native" and device.type != "cpu":
         raise ConfigError(f"--rollout-kernel native runs on the CPU; this bench runs on "
                           f"{device} (add --device cpu)")
-    available = {"triton": triton_unavailable, "native": native_unavailable}
-    if (check := available.get(args.rollout_kernel)) and (reason := check()) is not None:
+    if (reason := kernel_unavailable(args.rollout_kernel)) is not None:
         raise ConfigError(f"--rollout-kernel {args.rollout_kernel}: {reason}")
     settings = None if args.settings is None else tuple(args.settings)
     names = [s.name for s in SETTINGS]

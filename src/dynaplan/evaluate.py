@@ -18,7 +18,7 @@ from dynaplan.checkpoint import Checkpoint, load_models
 from dynaplan.config import GPU_ONLY, TrainConfig
 from dynaplan.envs import EnvSpec, make_env
 from dynaplan.errors import ConfigError
-from dynaplan.models.native_rollout import unavailable as native_unavailable
+from dynaplan.planners.objective import kernel_unavailable
 from dynaplan.rollout import evaluate, warn_stderr
 from dynaplan.video import save_mp4
 
@@ -69,7 +69,7 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
         config = dataclasses.replace(config, device=dev.type,
                                      **{k: defaults[k] for k in gpu_only})
-    if config.rollout_kernel == "native" and (dev.type != "cpu" or native_unavailable()):
+    if config.rollout_kernel == "native" and (dev.type != "cpu" or kernel_unavailable("native")):
         # a native-kernel run evaluated on a GPU or without a compiler: the torch path
         # plans the same (to float rounding)
         config = dataclasses.replace(config, device=dev.type, rollout_kernel="torch")

@@ -110,7 +110,7 @@ class NativeRollout:
     def _put(self, t: torch.Tensor) -> int:
         """Append `t` to the parameter buffer at a 64-byte aligned offset; its offset."""
         start, flat = self._offset, t.detach().reshape(-1).float()
-        self._offset += -(-flat.numel() // NR) * NR
+        self._offset += _ceil(flat.numel(), NR)
         self._chunks += [flat, flat.new_zeros(self._offset - start - flat.numel())]
         return start
 

@@ -33,6 +33,13 @@ a GPU, models/triton_rollout.py; C on the CPU, models/native_rollout.py). "auto"
 native kernel where it can run (resolve_kernel), else torch."""
 
 
+def kernel_unavailable(kernel: str) -> str | None:
+    """Why `kernel` cannot run in this process at all (one line: no triton package; no C
+    compiler or CPU support for the native kernel), or None."""
+    check = {"triton": triton_unavailable, "native": native_unavailable}.get(kernel)
+    return None if check is None else check()
+
+
 def kernel_refusal(kernel: str, dynamics, fused: bool = True,
                    compile: bool = False) -> str | None:
     """Why `kernel` cannot plan through `dynamics` (one line), or None."""
@@ -58,7 +65,7 @@ def resolve_kernel(kernel: str, dynamics, fused: bool = True, compile: bool = Fa
     weight = next(module.parameters())
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return "torch"
-    return "torch" if native_unavailable() is not None else "native"
+    return "torch" if kernel_unavailable("native") is not None else "native"
 
 
 class ModelObjective:
@@ -97,9 +104,7 @@ class ModelObjective:
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
         kernel = resolve_kernel(kernel, dynamics, fused, compile)
-        available = {"torch": lambda: None, "triton": triton_unavailable,
-                     "native": native_unavailable}[kernel]
-        reason = available() or kernel_refusal(kernel, dynamics, fused, compile)
+        reason = kernel_unavailable(kernel) or kernel_refusal(kernel, dynamics, fused, compile)
         if reason is not None:
             raise ValueError(reason)
         self.dynamics, self.reward, self.termination = dynamics, reward, termination
