@@ -1,6 +1,7 @@
-"""Build and load the native CPU rollout kernel (models/native_kernel.c) on first use.
+"""Build and load the native CPU kernels on first use: the rollout kernel
+(models/native_kernel.c) and the fitting kernels (models/native_fit.c), one library.
 
-The C file ships with the package and is compiled here, once per machine, by the system C
+The C files ship with the package and are compiled here, once per machine, by the system C
 compiler (`$CC`, else `cc` or `gcc`) with `-O3 -march=native -fopenmp`: tuned for this CPU,
 so it is built where it runs rather than shipped as a binary. The shared library is cached
 under `$DYNAPLAN_CACHE` (default `$XDG_CACHE_HOME/dynaplan`, else `~/.cache/dynaplan`),
@@ -24,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("native_kernel.c")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("native_kernel.c", "native_fit.c"))
+HEADERS = (Path(__file__).with_name("native_gemm.h"),)
 WHAT = "the native rollout kernel"  # in refusals
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
 LIBS = ["-lm"]
@@ -109,16 +111,22 @@ def _load() -> ctypes.CDLL:
         lib = ctypes.CDLL(str(_build(_compiler() or "cc")))
     except OSError as err:  # an unwritable cache, a library that does not load
         raise RuntimeError(f"{WHAT} could not be built or loaded: {err}") from None
+    long, ptr = ctypes.c_long, ctypes.c_void_p
     lib.dp_rollout.restype = ctypes.c_int
-    lib.dp_rollout.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * 5 + [
-        ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 3
+    lib.dp_rollout.argtypes = [long] * 4 + [ptr] * 5 + [long, ptr, ptr, ptr] + [long] * 3
+    lib.dp_fit_input_relu.restype = None
+    lib.dp_fit_input_relu.argtypes = [long] * 3 + [ptr] * 3 + [long]
+    lib.dp_fit_linear.restype = None
+    lib.dp_fit_linear.argtypes = [long] * 3 + [ptr] * 5 + [long]
+    lib.dp_fit_masked_sums.restype = None
+    lib.dp_fit_masked_sums.argtypes = [long] * 3 + [ptr] * 4 + [long, ptr, ptr, long]
     return lib
 
 
 def _build(cc: str) -> Path:
-    """The library for this source, compiler and CPU: from the cache, or built into it."""
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS + LIBS).encode(),
+    """The library for these sources, compiler and CPU: from the cache, or built into it."""
+    sources = [path.read_bytes() for path in SOURCES + HEADERS]
+    key = hashlib.sha256(b"\0".join([*sources, cc.encode(), " ".join(FLAGS + LIBS).encode(),
                                      _cpu().encode()])).hexdigest()[:16]
     path = cache_dir() / f"native_kernel_{key}.so"
     if not path.exists():
@@ -126,7 +134,7 @@ def _build(cc: str) -> Path:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
         os.close(fd)
         try:
-            done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), *LIBS],
+            done = subprocess.run([cc, *FLAGS, "-o", tmp, *map(str, SOURCES), *LIBS],
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 first = (done.stderr.strip().splitlines() or ["no output"])[0]
