@@ -16,11 +16,12 @@ from dynaplan.models.mlp import MLP, SeedMLP
 needs_kernel = pytest.mark.skipif(native_build.unavailable() is not None,
                                   reason=str(native_build.unavailable()))
 
-SHAPES = [
-    ((512, 256), 2000),  # the seed's networks and batch
-    ((200, 37), 37),  # widths off the 16-column panels, a partial 6-row block
-    ((64, 16, 8), 13),  # a third hidden layer after the fused ones
-    ((24, 40), 7),  # a batch of a few rows
+SHAPES = [  # hidden widths, rows, inputs
+    ((512, 256), 2000, 4),  # the seed's networks and batch (Pendulum)
+    ((200, 37), 37, 4),  # widths off the 16-column panels, a partial 6-row block
+    ((64, 16, 8), 13, 4),  # a third hidden layer after the fused ones
+    ((40, 24), 50, 23),  # HalfCheetah's 17 + 6 inputs
+    ((24, 40), 7, 4),  # a batch of a few rows
 ]
 
 
@@ -52,10 +53,10 @@ def layer_by_layer(net, x):
     return nn.Sequential.forward(net, x)
 
 
-@pytest.mark.parametrize("hidden, n", SHAPES)
-def test_outputs_gradients_and_running_stats_equal_layer_by_layer(path, hidden, n):
-    fast, ref = twins(hidden)
-    x, t = data(n)
+@pytest.mark.parametrize("hidden, n, inputs", SHAPES)
+def test_outputs_gradients_and_running_stats_equal_layer_by_layer(path, hidden, n, inputs):
+    fast, ref = twins(hidden, in_dim=inputs)
+    x, t = data(n, in_dim=inputs)
     assert input_batchnorm.applies(fast, x)
     assert native_fit.applies(fast, x) == (path == "native")
     out, out_ref = fast(x), layer_by_layer(ref, x)
@@ -119,6 +120,15 @@ def test_the_native_path_steps_aside_without_the_library(monkeypatch):
     x, _ = data(20)
     assert input_batchnorm.applies(net, x) and not native_fit.applies(net, x)
     assert not native_fit.applies(net.double(), x.double())
+
+
+@needs_kernel
+def test_wide_inputs_take_the_torch_block():
+    wide = native_fit.MAX_INPUTS + 1
+    net, ref = twins((32, 16), in_dim=wide)
+    x, _ = data(40, in_dim=wide)
+    assert input_batchnorm.applies(net, x) and not native_fit.applies(net, x)
+    torch.testing.assert_close(net(x), layer_by_layer(ref, x), rtol=1e-5, atol=1e-5)
 
 
 @needs_kernel

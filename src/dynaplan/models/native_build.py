@@ -114,12 +114,14 @@ def _load() -> ctypes.CDLL:
     long, ptr = ctypes.c_long, ctypes.c_void_p
     lib.dp_rollout.restype = ctypes.c_int
     lib.dp_rollout.argtypes = [long] * 4 + [ptr] * 5 + [long, ptr, ptr, ptr] + [long] * 3
-    lib.dp_fit_input_relu.restype = None
-    lib.dp_fit_input_relu.argtypes = [long] * 3 + [ptr] * 3 + [long]
+    lib.dp_fit_input_block.restype = None
+    lib.dp_fit_input_block.argtypes = [long] * 3 + [ptr] * 5 + [ctypes.c_double] + [ptr] * 9 + [
+        long]
     lib.dp_fit_linear.restype = None
     lib.dp_fit_linear.argtypes = [long] * 3 + [ptr] * 5 + [long]
-    lib.dp_fit_masked_sums.restype = None
-    lib.dp_fit_masked_sums.argtypes = [long] * 3 + [ptr] * 4 + [long, ptr, ptr, long]
+    lib.dp_fit_input_block_backward.restype = None
+    lib.dp_fit_input_block_backward.argtypes = [long] * 3 + [ptr] * 4 + [long] + [ptr] * 8 + [
+        long]
     return lib
 
 

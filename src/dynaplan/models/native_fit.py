@@ -33,7 +33,10 @@ from dynaplan.models import input_batchnorm, native_build
 ENABLED = True
 """Set False to fit with torch ops only (the A/B in benchmarks/native_fit_ab.py)."""
 
-MR, NR = 6, 16  # native_gemm.h's micro-kernel
+MR, NR, MC = 6, 16, 96  # native_gemm.h's micro-kernel, native_fit.c's row chunks
+MAX_INPUTS = 64
+"""The widest input the kernel takes: its first layer is a plain loop over the inputs, and
+its statistics cost width x inputs^2 (torch ops take wider inputs)."""
 
 
 def _ceil(n: int, m: int) -> int:
@@ -51,32 +54,35 @@ class _InputBlockLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w1, b1, gamma, beta, eps: float, w2, b2):
         lib, threads = native_build.library(), torch.get_num_threads()
-        stats = input_batchnorm.batch_stats(x, w1, b1, gamma, beta, eps)
-        n, width, out = x.shape[0], w1.shape[0], w2.shape[0]
-        y = x.new_empty((n, width))
-        folded_t = stats.folded.t().contiguous()  # held: the kernel reads its memory
-        lib.dp_fit_input_relu(n, stats.z.shape[1], width, _ptr(stats.z), _ptr(folded_t),
-                              _ptr(y), threads)
+        (n, d), width, out = x.shape, w1.shape[0], w2.shape[0]
+        z, y = x.new_empty((n, d + 1)), x.new_empty((n, width))
+        mean, var, invstd, scale = x.new_empty((4, width))
+        wc, folded_t = x.new_empty((width, d)), x.new_empty((d + 1, width))
+        work = torch.empty(d + d * d, dtype=torch.float64)
+        lib.dp_fit_input_block(n, d, width, *map(_ptr, (x, w1, b1, gamma, beta)), eps,
+                               *map(_ptr, (z, y, mean, var, invstd, scale, wc, folded_t, work)),
+                               threads)
         h = x.new_empty((n, out))
-        scratch = x.new_empty(_ceil(out, NR) * width + threads * MR * (width + NR))
+        scratch = x.new_empty(_ceil(out, NR) * width + threads * (MC * width + MR * NR))
         lib.dp_fit_linear(n, width, out, _ptr(y), _ptr(w2), _ptr(b2), _ptr(h), _ptr(scratch),
                           threads)
-        ctx.save_for_backward(y, w1, w2, stats.z, stats.invstd, stats.scale, stats.wc)
-        ctx.mark_non_differentiable(stats.mean, stats.var)
-        return h, stats.mean, stats.var
+        ctx.save_for_backward(y, z, w1, w2, invstd, scale, wc)
+        ctx.mark_non_differentiable(mean, var)
+        return h, mean, var
 
     @staticmethod
     def backward(ctx, grad_h, _grad_mean, _grad_var):
-        y, w1, w2, z, *folding = ctx.saved_tensors
+        y, z, w1, w2, invstd, scale, wc = ctx.saved_tensors
         lib, threads = native_build.library(), torch.get_num_threads()
         g = grad_h.contiguous()
         n, out, width, d = g.shape[0], g.shape[1], y.shape[1], z.shape[1]
-        sums = g.new_empty((d, width))
+        grad_w1, (grad_gamma, grad_beta) = torch.empty_like(w1), g.new_empty((2, width))
         scratch = g.new_empty(_ceil(width, NR) * out
-                              + threads * (MR * (out + NR) + d * _ceil(width, NR)))
-        lib.dp_fit_masked_sums(n, out, width, _ptr(g), _ptr(w2), _ptr(y), _ptr(z), d,
-                               _ptr(sums), _ptr(scratch), threads)
-        grad_w1, grad_gamma, grad_beta = input_batchnorm.block_grads(sums.t(), w1, *folding)
+                              + threads * (MC * out + MR * NR + d * _ceil(width, NR)))
+        lib.dp_fit_input_block_backward(
+            n, out, width, _ptr(g), _ptr(w2), _ptr(y), _ptr(z), d,
+            *map(_ptr, (w1, invstd, scale, wc, grad_w1, grad_gamma, grad_beta, scratch)),
+            threads)
         grad_b1 = torch.zeros_like(grad_beta) if ctx.needs_input_grad[2] else None
         grad_w2 = torch.mm(g.t(), y) if ctx.needs_input_grad[6] else None
         grad_b2 = g.sum(0) if ctx.needs_input_grad[7] else None
@@ -84,9 +90,11 @@ class _InputBlockLinear(torch.autograd.Function):
 
 
 def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
-    """Whether the kernel runs `layers`' first four (input_batchnorm.applies holds, a Linear
-    with a bias follows the block, everything float32 on the CPU, the library builds)."""
-    if not ENABLED or len(layers) < 4 or not input_batchnorm.applies(layers, x):
+    """Whether the kernel runs `layers`' first four (input_batchnorm.applies holds, at most
+    MAX_INPUTS inputs, a Linear with a bias follows the block, everything float32 on the
+    CPU, the library builds)."""
+    if (not ENABLED or len(layers) < 4 or not input_batchnorm.applies(layers, x)
+            or x.shape[1] > MAX_INPUTS):
         return False
     linear = layers[3]
     tensors = [x, layers[0].weight, layers[1].weight, linear.weight]

@@ -54,6 +54,22 @@ static inline __attribute__((always_inline)) void micro_acc(int K, const float *
     }
 }
 
+/* acc[r] += a @ panel [K][NR] for the MR rows r of a packed block a [K][MR] */
+static inline __attribute__((always_inline)) void micro_acc_packed(int K, const float *a,
+                                                                   const float *panel,
+                                                                   __m256 acc[MR][2]) {
+#pragma GCC unroll 4
+    for (int k = 0; k < K; k++) {
+        const __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + k * MR + r);
+            acc[r][0] = _mm256_fmadd_ps(x, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(x, w1, acc[r][1]);
+        }
+    }
+}
+
 /* c[MR x NR] = act(a[MR x K] (row stride lda) @ panel [K][NR] + bias[NR]) */
 static inline __attribute__((always_inline)) void micro(int K, const float *a, long lda,
                                                         const float *panel, const float *bias,
