@@ -16,18 +16,20 @@ from dynaplan.models.mlp import MLP, SeedMLP
 needs_kernel = pytest.mark.skipif(native_build.unavailable() is not None,
                                   reason=str(native_build.unavailable()))
 
-SHAPES = [  # hidden widths, rows, inputs
-    ((512, 256), 2000, 4),  # the seed's networks and batch (Pendulum)
-    ((200, 37), 37, 4),  # widths off the 16-column panels, a partial 6-row block
-    ((64, 16, 8), 13, 4),  # a third hidden layer after the fused ones
-    ((40, 24), 50, 23),  # HalfCheetah's 17 + 6 inputs
-    ((24, 40), 7, 4),  # a batch of a few rows
+SHAPES = [  # hidden widths, rows, inputs, outputs
+    ((512, 256), 2000, 4, 3),  # the seed's dynamics network and batch (Pendulum)
+    ((512, 256), 2000, 4, 1),  # the seed's reward network
+    ((200, 37), 37, 4, 3),  # widths off the 16-column panels, a partial 6-row block
+    ((64, 16, 8), 13, 4, 3),  # a third hidden layer: the first block and Linear only
+    ((40, 24), 50, 23, 17),  # HalfCheetah's 17 + 6 inputs and 17 outputs
+    ((24, 40), 7, 4, 2),  # a batch of a few rows
 ]
 
 
 @pytest.fixture(params=["torch block", "native"])
 def path(request, monkeypatch):
-    """Which one-pass path the network takes: torch ops, or the native kernel."""
+    """Which path the network takes: the first block in torch ops, or the native kernels
+    (the whole network where it has the seed's form, else the first block and Linear)."""
     if request.param == "native" and native_build.unavailable() is not None:
         pytest.skip(str(native_build.unavailable()))
     monkeypatch.setattr(native_fit, "ENABLED", request.param == "native")
@@ -43,22 +45,24 @@ def twins(hidden, in_dim=4, out_dim=3, seed=0):
     return a.train(), b.train()
 
 
-def data(n, in_dim=4, seed=1):
+def data(n, in_dim=4, seed=1, out_dim=3):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, in_dim, generator=g) * torch.linspace(0.5, 3.0, in_dim) + 0.7
-    return x, torch.randn(n, 3, generator=g)
+    return x, torch.randn(n, out_dim, generator=g)
 
 
 def layer_by_layer(net, x):
     return nn.Sequential.forward(net, x)
 
 
-@pytest.mark.parametrize("hidden, n, inputs", SHAPES)
-def test_outputs_gradients_and_running_stats_equal_layer_by_layer(path, hidden, n, inputs):
-    fast, ref = twins(hidden, in_dim=inputs)
-    x, t = data(n, in_dim=inputs)
+@pytest.mark.parametrize("hidden, n, inputs, outputs", SHAPES)
+def test_outputs_gradients_and_running_stats_equal_layer_by_layer(path, hidden, n, inputs,
+                                                                   outputs):
+    fast, ref = twins(hidden, in_dim=inputs, out_dim=outputs)
+    x, t = data(n, in_dim=inputs, out_dim=outputs)
     assert input_batchnorm.applies(fast, x)
     assert native_fit.applies(fast, x) == (path == "native")
+    assert native_fit.is_seed_network(fast) == (len(hidden) == 2)
     out, out_ref = fast(x), layer_by_layer(ref, x)
     torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
     ((out - t) ** 2).mean().backward()
@@ -132,8 +136,9 @@ def test_wide_inputs_take_the_torch_block():
 
 
 @needs_kernel
-def test_native_results_do_not_depend_on_timing_and_threads_agree():
-    net, _ = twins((200, 37))
+@pytest.mark.parametrize("hidden", [(200, 37), (64, 16, 8)])  # whole network; first layers
+def test_native_results_do_not_depend_on_timing_and_threads_agree(hidden):
+    net, _ = twins(hidden)
     x, t = data(301)
     grads = []
     for threads in (1, 2, 3, 2):

@@ -44,12 +44,15 @@ class MLP(nn.Sequential):
         self.hidden, self.batch_norm, self.activation = tuple(hidden), batch_norm, activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The layers in order; while fitting a BatchNorm ReLU network, its first block
-        (Linear, BatchNorm, ReLU) in one pass (`input_batchnorm`), with the Linear after it
-        in native code where it builds (`native_fit`): same results, fewer passes over the
+        """The layers in order. While fitting a BatchNorm ReLU network: its first block
+        (Linear, BatchNorm, ReLU) in one pass (`input_batchnorm`); where the native library
+        builds, that block and the Linear after it in native code, or the whole network
+        where it has the seed's form (`native_fit`). Same results, fewer passes over the
         [batch, width] activations."""
         if not input_batchnorm.applies(self, x):
             return super().forward(x)
+        if native_fit.applies(self, x) and native_fit.is_seed_network(self):
+            return native_fit.seed_network(self, x)
         if native_fit.applies(self, x):
             x, done = native_fit.input_block_linear(self, x), 4
         else:

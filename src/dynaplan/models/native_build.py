@@ -118,7 +118,11 @@ def _load() -> ctypes.CDLL:
     lib.dp_fit_input_block.argtypes = [long] * 3 + [ptr] * 5 + [ctypes.c_double] + [ptr] * 9 + [
         long]
     lib.dp_fit_linear.restype = None
-    lib.dp_fit_linear.argtypes = [long] * 3 + [ptr] * 5 + [long]
+    lib.dp_fit_linear.argtypes = [long] * 3 + [ptr] * 8 + [long]
+    lib.dp_fit_bn_relu_head.restype = None
+    lib.dp_fit_bn_relu_head.argtypes = [long] * 3 + [ptr] * 8 + [long]
+    lib.dp_fit_bn_relu_head_backward.restype = None
+    lib.dp_fit_bn_relu_head_backward.argtypes = [long] * 3 + [ptr] * 13 + [long]
     lib.dp_fit_input_block_backward.restype = None
     lib.dp_fit_input_block_backward.argtypes = [long] * 3 + [ptr] * 4 + [long] + [ptr] * 8 + [
         long]

@@ -122,10 +122,13 @@ void dp_fit_input_block(long M, long d, long N, const float *x, const float *W, 
     }
 }
 
-/* C [M, N] = A [M, K] @ W [N, K]^T + b [N]. scratch: ceil(N / NR) * NR * K + threads *
- * (MC * K + MR * NR) floats. */
+/* C [M, N] = A [M, K] @ W [N, K]^T + b [N], and where mean is not NULL, C's column means
+ * and biased variances mean, var [N] (summed in double from the stored tiles, per part,
+ * then part by part in order; colwork: threads * 2 * ceil(N / NR) * NR doubles). scratch:
+ * ceil(N / NR) * NR * K + threads * (MC * K + MR * NR) floats. */
 void dp_fit_linear(long M, long K, long N, const float *A, const float *W, const float *b,
-                   float *C, float *scratch, long threads) {
+                   float *C, float *mean, float *var, double *colwork, float *scratch,
+                   long threads) {
     const long Np = ceil_to(N, NR);
     float *panels = scratch;
 #pragma omp parallel num_threads((int)threads)
@@ -133,8 +136,11 @@ void dp_fit_linear(long M, long K, long N, const float *A, const float *W, const
         pack_panels(K, N, W, 1, K, panels);  /* W^T(k, j) = W[j, k]; ends in a barrier */
         for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
             float *rows = scratch + Np * K + part * (MC * K + MR * NR), *tile = rows + MC * K;
+            double *csum = colwork + part * 2 * Np, *csq = csum + Np;
             long r0, r1;
             part_rows(M, part, threads, &r0, &r1);
+            if (mean)
+                for (long j = 0; j < 2 * Np; j++) csum[j] = 0.0;
             for (long ic = r0; ic < r1; ic += MC) {
                 const long ie = ic + MC < r1 ? ic + MC : r1;
                 pack_rows(ic, ie, M, K, A, rows);
@@ -155,13 +161,156 @@ void dp_fit_linear(long M, long K, long N, const float *A, const float *W, const
                             _mm256_storeu_ps(c + r * ldc, acc[r][0]);
                             _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
                         }
-                        if (full) continue;
+                        if (full) {
+                            if (mean)  /* the tile's column sums, from L1, in double */
+                                for (long q = 0; q < NR; q += 4) {
+                                    __m256d s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd();
+#pragma GCC unroll 6
+                                    for (int r = 0; r < MR; r++) {
+                                        const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(c + r * ldc + q));
+                                        s1 = _mm256_add_pd(s1, v);
+                                        s2 = _mm256_fmadd_pd(v, v, s2);
+                                    }
+                                    _mm256_storeu_pd(csum + j + q, _mm256_add_pd(_mm256_loadu_pd(csum + j + q), s1));
+                                    _mm256_storeu_pd(csq + j + q, _mm256_add_pd(_mm256_loadu_pd(csq + j + q), s2));
+                                }
+                            continue;
+                        }
                         for (long r = 0; r < MR && i + r < M; r++)
-                            for (long q = 0; q < NR && j + q < N; q++)
-                                C[(i + r) * N + j + q] = tile[r * NR + q];
+                            for (long q = 0; q < NR && j + q < N; q++) {
+                                const float v = tile[r * NR + q];
+                                C[(i + r) * N + j + q] = v;
+                                if (mean) csum[j + q] += v, csq[j + q] += (double)v * v;
+                            }
                     }
                 }
             }
+        }
+        if (mean) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (long j = 0; j < N; j++) {
+                double s1 = 0.0, s2 = 0.0;
+                for (long part = 0; part < threads; part++)
+                    s1 += colwork[part * 2 * Np + j], s2 += colwork[part * 2 * Np + Np + j];
+                const double mu = s1 / M, v = s2 / M - mu * mu;
+                mean[j] = (float)mu, var[j] = (float)(v > 0.0 ? v : 0.0);
+            }
+        }
+    }
+}
+
+/* The tail of the seed's network going forward: with BatchNorm's statistics of h [M, N]
+ * (mean, scale = gamma * invstd, beta), y [M, N] = relu((h - mean) * scale + beta) and the
+ * head out [M, O] = y @ Wh [O, N]^T + bh, each row's y read back from L1. */
+void dp_fit_bn_relu_head(long M, long N, long O, const float *h, const float *mean,
+                         const float *scale, const float *beta, const float *Wh,
+                         const float *bh, float *y, float *out, long threads) {
+#pragma omp parallel for num_threads((int)threads) schedule(static)
+    for (long i = 0; i < M; i++) {
+        const float *hi = h + i * N;
+        float *yi = y + i * N;
+        for (long j = 0; j < N; j++) {
+            const float v = (hi[j] - mean[j]) * scale[j] + beta[j];
+            yi[j] = v > 0.0f ? v : 0.0f;
+        }
+        for (long o = 0; o < O; o++) {
+            const float *w = Wh + o * N;
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (long j = 0; j < N; j++) acc += yi[j] * w[j];
+            out[i * O + o] = acc + bh[o];
+        }
+    }
+}
+
+/* dy = gout [1, O] @ Wh [O, N] masked by y > 0, for one row */
+static inline void masked_head_grad(long N, long O, const float *restrict gout,
+                                    const float *restrict Wh, const float *restrict y,
+                                    float *restrict g) {
+    for (long j = 0; j < N; j++) g[j] = 0.0f;
+    for (long o = 0; o < O; o++) {
+        const float go = gout[o], *w = Wh + o * N;
+        for (long j = 0; j < N; j++) g[j] += go * w[j];
+    }
+    for (long j = 0; j < N; j++)
+        if (!(y[j] > 0.0f)) g[j] = 0.0f;
+}
+
+/* one row's share of the tail's sums: sb += g, sg += g xhat, gw [O, N] += gout^T y, gb +=
+ * gout (g: scratch for the row's masked gradient) */
+static inline void head_sums(long N, long O, const float *restrict gout, const float *restrict Wh,
+                             const float *restrict y, const float *restrict h,
+                             const float *restrict mean, const float *restrict invstd,
+                             float *restrict g, float *restrict sb, float *restrict sg,
+                             float *restrict gw, float *restrict gb) {
+    masked_head_grad(N, O, gout, Wh, y, g);
+    for (long j = 0; j < N; j++) {
+        sb[j] += g[j];
+        sg[j] += g[j] * ((h[j] - mean[j]) * invstd[j]);
+    }
+    for (long o = 0; o < O; o++) {
+        const float go = gout[o];
+        float *restrict gwo = gw + o * N;
+        for (long j = 0; j < N; j++) gwo[j] += go * y[j];
+        gb[o] += go;
+    }
+}
+
+/* one row of BatchNorm's input gradient: dh = scale (g - sum g / M - xhat sum g xhat / M) */
+static inline void bn_input_grad(long N, long O, const float *restrict gout,
+                                 const float *restrict Wh, const float *restrict y,
+                                 const float *restrict h, const float *restrict mean,
+                                 const float *restrict invstd, const float *restrict scale,
+                                 const float *restrict sum_g, const float *restrict sum_gx,
+                                 float inv_m, float *restrict g, float *restrict dh) {
+    masked_head_grad(N, O, gout, Wh, y, g);
+    for (long j = 0; j < N; j++) {
+        const float xhat = (h[j] - mean[j]) * invstd[j];
+        dh[j] = scale[j] * (g[j] - sum_g[j] * inv_m - xhat * (sum_gx[j] * inv_m));
+    }
+}
+
+/* The tail going back, given gout [M, O] at the head's output: per row g = (gout @ Wh) *
+ * (y > 0) and xhat = (h - mean) * invstd; first the sums grad_beta = sum g, grad_gamma =
+ * sum g xhat, grad_Wh = gout^T y, grad_bh = sum gout (per part, then part by part in order),
+ * then BatchNorm's input gradient dh = scale (g - grad_beta / M - xhat grad_gamma / M).
+ * work: threads * ((3 + O) * N + O) floats. */
+void dp_fit_bn_relu_head_backward(long M, long N, long O, const float *gout, const float *Wh,
+                                  const float *y, const float *h, const float *mean,
+                                  const float *invstd, const float *scale, float *dh,
+                                  float *grad_gamma, float *grad_beta, float *grad_Wh,
+                                  float *grad_bh, float *work, long threads) {
+    const long per_part = (3 + O) * N + O;
+#pragma omp parallel num_threads((int)threads)
+    {
+        for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
+            float *sb = work + part * per_part, *sg = sb + N, *gw = sg + N, *gb = gw + O * N;
+            float *g = gb + O;  /* one row's masked gradient */
+            long r0, r1;
+            part_rows(M, part, threads, &r0, &r1);
+            memset(sb, 0, sizeof(float) * ((2 + O) * N + O));
+            for (long i = r0; i < r1; i++)
+                head_sums(N, O, gout + i * O, Wh, y + i * N, h + i * N, mean, invstd, g, sb, sg,
+                          gw, gb);
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (long c = 0; c < (2 + O) * N + O; c++) {  /* the parts' sums, in part order */
+            float total = 0.0f;
+            for (long part = 0; part < threads; part++) total += work[part * per_part + c];
+            if (c < N) grad_beta[c] = total;
+            else if (c < 2 * N) grad_gamma[c - N] = total;
+            else if (c < (2 + O) * N) grad_Wh[c - 2 * N] = total;
+            else grad_bh[c - (2 + O) * N] = total;
+        }
+        for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
+            float *g = work + part * per_part + (2 + O) * N + O;
+            long r0, r1;
+            part_rows(M, part, threads, &r0, &r1);
+            for (long i = r0; i < r1; i++)
+                bn_input_grad(N, O, gout + i * O, Wh, y + i * N, h + i * N, mean, invstd, scale,
+                              grad_beta, grad_gamma, 1.0f / (float)M, g, dh + i * N);
         }
     }
 }

@@ -1,26 +1,32 @@
-"""A fitting step's first two layers in native code: the block Linear -> BatchNorm -> ReLU
-of `input_batchnorm` and the Linear after it, on the CPU (models/native_fit.c, built with
-the rollout kernel by models/native_build.py).
+"""A fitting step of a BatchNorm ReLU network in native code, on the CPU
+(models/native_fit.c, built with the rollout kernel by models/native_build.py): the first
+block Linear -> BatchNorm -> ReLU of `input_batchnorm` and the Linear after it, and where
+the network has the seed's form (Linear BatchNorm ReLU, Linear BatchNorm ReLU, Linear
+head) the whole of it.
 
-On the seed's networks these layers are the [batch, 512] half of a fitting step, and most
-of its time outside the matmuls was passes over [batch, 512] tensors: the first layer's
-output, its ReLU, the ReLU's backward mask and the masked gradient. Here:
+On the seed's networks most of a fitting step's time outside the matmuls was passes over
+[batch, width] tensors: the first layer's output, its ReLU, the ReLU's backward mask and
+the masked gradient, and the same around the second BatchNorm and the head. Here:
 
-- forward: y = relu(z F^T) in one pass that writes y (z = [x - mean(x), 1], F the folded
-  first layer, as in `input_batchnorm`), then the second layer's product C = y W^T + b;
-- backward: the second layer's weight gradient g^T y (torch's matmul) and bias gradient,
-  and of the second layer's input gradient g W only what the first block needs:
-  z^T ((g W) * (y > 0)), [in + 1, width]. The kernel reduces each 6 x 16 tile of g W in
-  registers, so the [batch, width] input gradient is never written or read back.
+- forward: y1 = relu(z F^T) in one pass that writes y1 (z = [x - mean(x), 1], F the
+  folded first layer, as in `input_batchnorm`); the second layer's product h2 = y1 W2^T +
+  b2, with h2's column statistics summed as its tiles are stored; then y2 = relu of the
+  second BatchNorm of h2 and the head's output in one pass;
+- backward: from the head's output gradient, the second BatchNorm's and the head's
+  gradients in two passes over h2 and y2, writing only dh2; the second layer's weight
+  gradient dh2^T y1 (torch's matmul); and of the second layer's input gradient dh2 W2
+  only what the first block needs, z^T ((dh2 W2) * (y1 > 0)) [in + 1, width], reduced
+  tile by tile in registers, so the [batch, width] input gradient is never written.
 
 Both products run the rollout kernel's register-blocked micro-kernel (native_gemm.h),
-which on this 2-core CPU beats torch's matmul on these shapes by about a fifth; the third
-product, the weight gradient, stays torch's, which is faster for its long inner dimension.
+which on this 2-core CPU beats torch's matmul on these shapes; the third product, the
+weight gradient, stays torch's, which is faster for its long inner dimension. Biases just
+before a BatchNorm get exact zero gradients (the BatchNorm cancels them).
 
-The results are the layer-by-layer path's (float32 rounding aside, test_native_fit.py).
-The kernel runs where the native library builds (native_build.unavailable() is None) and
+The results are the layer-by-layer path's (float32 rounding aside, test_input_batchnorm.py).
+The kernels run where the native library builds (native_build.unavailable() is None) and
 the layers are float32 on the CPU; elsewhere, and when `ENABLED` is False, `input_batchnorm`
-does the block in torch ops.
+does the first block in torch ops and the other layers run one by one.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from torch import nn
 from dynaplan.models import input_batchnorm, native_build
 
 ENABLED = True
-"""Set False to fit with torch ops only (the A/B in benchmarks/native_fit_ab.py)."""
+"""False: fit with torch ops only (as benchmarks/native_fit_ab.py does for its A/B)."""
 
 MR, NR, MC = 6, 16, 96  # native_gemm.h's micro-kernel, native_fit.c's row chunks
 MAX_INPUTS = 64
@@ -47,46 +53,112 @@ def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
+def _first_block(x, w1, b1, gamma, beta, eps: float, threads: int):
+    """The first block going forward: (z, y, mean, var, invstd, scale, wc) (native_fit.c)."""
+    (n, d), width = x.shape, w1.shape[0]
+    z, y = x.new_empty((n, d + 1)), x.new_empty((n, width))
+    mean, var, invstd, scale = x.new_empty((4, width))
+    wc, folded_t = x.new_empty((width, d)), x.new_empty((d + 1, width))
+    work = torch.empty(d + d * d, dtype=torch.float64)
+    native_build.library().dp_fit_input_block(
+        n, d, width, *map(_ptr, (x, w1, b1, gamma, beta)), eps,
+        *map(_ptr, (z, y, mean, var, invstd, scale, wc, folded_t, work)), threads)
+    return z, y, mean, var, invstd, scale, wc
+
+
+def _linear(a, w, b, threads: int, stats: bool = False):
+    """a w^T + b, and with `stats` its column means and biased variances."""
+    (n, k), out = a.shape, w.shape[0]
+    h = a.new_empty((n, out))
+    scratch = a.new_empty(_ceil(out, NR) * k + threads * (MC * k + MR * NR))
+    mean, var = a.new_empty((2, out)) if stats else (None, None)
+    colwork = torch.empty(threads * 2 * _ceil(out, NR), dtype=torch.float64) if stats else None
+    native_build.library().dp_fit_linear(
+        n, k, out, _ptr(a), _ptr(w), _ptr(b), _ptr(h),
+        *(None if t is None else _ptr(t) for t in (mean, var, colwork)), _ptr(scratch), threads)
+    return (h, mean, var) if stats else h
+
+
+def _first_block_backward(g, w2, y, z, w1, invstd, scale, wc, threads: int):
+    """(grad w1, grad gamma, grad beta) from g, the gradient at the Linear after the block."""
+    n, out, width, d = g.shape[0], g.shape[1], y.shape[1], z.shape[1]
+    grad_w1, (grad_gamma, grad_beta) = torch.empty_like(w1), g.new_empty((2, width))
+    scratch = g.new_empty(_ceil(width, NR) * out
+                          + threads * (MC * out + MR * NR + d * _ceil(width, NR)))
+    native_build.library().dp_fit_input_block_backward(
+        n, out, width, _ptr(g), _ptr(w2), _ptr(y), _ptr(z), d,
+        *map(_ptr, (w1, invstd, scale, wc, grad_w1, grad_gamma, grad_beta, scratch)), threads)
+    return grad_w1, grad_gamma, grad_beta
+
+
 class _InputBlockLinear(torch.autograd.Function):
     """linear2(relu(batchnorm(x W1^T + b1))) with batch statistics, for data x [n, in]:
     returns (h [n, out], the block's batch mean [width], its biased variance [width])."""
 
     @staticmethod
     def forward(ctx, x, w1, b1, gamma, beta, eps: float, w2, b2):
-        lib, threads = native_build.library(), torch.get_num_threads()
-        (n, d), width, out = x.shape, w1.shape[0], w2.shape[0]
-        z, y = x.new_empty((n, d + 1)), x.new_empty((n, width))
-        mean, var, invstd, scale = x.new_empty((4, width))
-        wc, folded_t = x.new_empty((width, d)), x.new_empty((d + 1, width))
-        work = torch.empty(d + d * d, dtype=torch.float64)
-        lib.dp_fit_input_block(n, d, width, *map(_ptr, (x, w1, b1, gamma, beta)), eps,
-                               *map(_ptr, (z, y, mean, var, invstd, scale, wc, folded_t, work)),
-                               threads)
-        h = x.new_empty((n, out))
-        scratch = x.new_empty(_ceil(out, NR) * width + threads * (MC * width + MR * NR))
-        lib.dp_fit_linear(n, width, out, _ptr(y), _ptr(w2), _ptr(b2), _ptr(h), _ptr(scratch),
-                          threads)
-        ctx.save_for_backward(y, z, w1, w2, invstd, scale, wc)
+        threads = torch.get_num_threads()
+        z, y, mean, var, *folding = _first_block(x, w1, b1, gamma, beta, eps, threads)
+        h = _linear(y, w2, b2, threads)
+        ctx.save_for_backward(y, z, w1, w2, *folding)
         ctx.mark_non_differentiable(mean, var)
         return h, mean, var
 
     @staticmethod
     def backward(ctx, grad_h, _grad_mean, _grad_var):
-        y, z, w1, w2, invstd, scale, wc = ctx.saved_tensors
-        lib, threads = native_build.library(), torch.get_num_threads()
+        y, z, w1, w2, *folding = ctx.saved_tensors
         g = grad_h.contiguous()
-        n, out, width, d = g.shape[0], g.shape[1], y.shape[1], z.shape[1]
-        grad_w1, (grad_gamma, grad_beta) = torch.empty_like(w1), g.new_empty((2, width))
-        scratch = g.new_empty(_ceil(width, NR) * out
-                              + threads * (MC * out + MR * NR + d * _ceil(width, NR)))
-        lib.dp_fit_input_block_backward(
-            n, out, width, _ptr(g), _ptr(w2), _ptr(y), _ptr(z), d,
-            *map(_ptr, (w1, invstd, scale, wc, grad_w1, grad_gamma, grad_beta, scratch)),
-            threads)
+        grad_w1, grad_gamma, grad_beta = _first_block_backward(
+            g, w2, y, z, w1, *folding, torch.get_num_threads())
         grad_b1 = torch.zeros_like(grad_beta) if ctx.needs_input_grad[2] else None
         grad_w2 = torch.mm(g.t(), y) if ctx.needs_input_grad[6] else None
         grad_b2 = g.sum(0) if ctx.needs_input_grad[7] else None
         return None, grad_w1, grad_b1, grad_gamma, grad_beta, None, grad_w2, grad_b2
+
+
+class _SeedNetwork(torch.autograd.Function):
+    """The seed's whole network, Linear BatchNorm ReLU Linear BatchNorm ReLU Linear, with
+    batch statistics, for data x [n, in]: returns (out [n, O], then each BatchNorm's batch
+    mean and biased variance). The second BatchNorm's statistics are summed as the second
+    product's tiles are stored; its ReLU and the head run in one pass going forward and two
+    going back (dp_fit_bn_relu_head*), so neither the head's input gradient nor the second
+    ReLU's masked gradient is written."""
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, g1, beta1, eps1: float, w2, b2, g2, beta2, eps2: float, wh, bh):
+        threads = torch.get_num_threads()
+        z, y1, mean1, var1, *folding = _first_block(x, w1, b1, g1, beta1, eps1, threads)
+        h2, mean2, var2 = _linear(y1, w2, b2, threads, stats=True)
+        invstd2 = torch.rsqrt(var2 + eps2)
+        scale2 = g2 * invstd2
+        (n, width2), heads = h2.shape, wh.shape[0]
+        y2, out = x.new_empty((n, width2)), x.new_empty((n, heads))
+        native_build.library().dp_fit_bn_relu_head(
+            n, width2, heads, *map(_ptr, (h2, mean2, scale2, beta2, wh, bh, y2, out)), threads)
+        ctx.save_for_backward(z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding)
+        ctx.mark_non_differentiable(mean1, var1, mean2, var2)
+        return out, mean1, var1, mean2, var2
+
+    @staticmethod
+    def backward(ctx, grad_out, *_stats):
+        z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding = ctx.saved_tensors
+        threads = torch.get_num_threads()
+        gout = grad_out.contiguous()
+        (n, width2), heads = h2.shape, wh.shape[0]
+        dh2, grad_wh = torch.empty_like(h2), torch.empty_like(wh)
+        grad_g2, grad_beta2, grad_bh = gout.new_empty((2, width2)).unbind(0) + (
+            gout.new_empty(heads),)
+        work = gout.new_empty(threads * ((3 + heads) * width2 + heads))
+        native_build.library().dp_fit_bn_relu_head_backward(
+            n, width2, heads, *map(_ptr, (gout, wh, y2, h2, mean2, invstd2, scale2, dh2,
+                                          grad_g2, grad_beta2, grad_wh, grad_bh, work)),
+            threads)
+        grad_w1, grad_g1, grad_beta1 = _first_block_backward(dh2, w2, y1, z, w1, *folding,
+                                                             threads)
+        grad_w2 = torch.mm(dh2.t(), y1)
+        zero_b1, zero_b2 = torch.zeros_like(grad_beta1), torch.zeros_like(grad_beta2)
+        return (None, grad_w1, zero_b1, grad_g1, grad_beta1, None,
+                grad_w2, zero_b2, grad_g2, grad_beta2, None, grad_wh, grad_bh)
 
 
 def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
@@ -101,6 +173,30 @@ def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
     return (type(linear) is nn.Linear and linear.bias is not None
             and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
             and native_build.unavailable() is None)
+
+
+def is_seed_network(layers: nn.Sequential) -> bool:
+    """Whether `layers` is, whole, the seed's form: after the first block and a Linear, a
+    BatchNorm (as the first's), a ReLU and a Linear head (`applies` must hold as well)."""
+    if len(layers) != 7:
+        return False
+    norm, act, head = layers[4], layers[5], layers[6]
+    return (type(norm) is nn.BatchNorm1d and norm.affine and norm.track_running_stats
+            and norm.momentum is not None and norm.training and type(act) is nn.ReLU
+            and type(head) is nn.Linear and head.bias is not None
+            and head.weight.dtype == torch.float32 and head.weight.device.type == "cpu")
+
+
+def seed_network(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The whole seed-form network on x in training mode, both BatchNorms' running
+    statistics updated."""
+    (lin1, norm1, _, lin2, norm2, _, head), n = list(layers), x.shape[0]
+    out, mean1, var1, mean2, var2 = _SeedNetwork.apply(
+        x.contiguous(), lin1.weight, lin1.bias, norm1.weight, norm1.bias, norm1.eps,
+        lin2.weight, lin2.bias, norm2.weight, norm2.bias, norm2.eps, head.weight, head.bias)
+    input_batchnorm.update_running_stats(norm1, mean1, var1, n)
+    input_batchnorm.update_running_stats(norm2, mean2, var2, n)
+    return out
 
 
 def input_block_linear(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
