@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
                         "takes seconds per call)")
     p.add_argument("--fit-epochs", type=int, default=10,
-                   help="epochs per timed fit (3 fits; the seed fits 50 per iteration)")
+                   help="epochs per timed fit (5 fits; the seed fits 50 per iteration)")
     p.add_argument("--loop-steps", type=int, default=200, help="timed MPC environment steps")
 
     p = sub.add_parser("sweep", help="run a grid of train runs (envs x planners x seeds ...), "
