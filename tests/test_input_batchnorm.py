@@ -127,6 +127,17 @@ def test_the_native_path_steps_aside_without_the_library(monkeypatch):
 
 
 @needs_kernel
+def test_a_non_contiguous_weight_takes_the_torch_block():
+    net, ref = twins((32, 16))
+    x, _ = data(40)
+    with torch.no_grad():
+        net[3].weight = nn.Parameter(net[3].weight.t().contiguous().t())  # same values
+    assert not net[3].weight.is_contiguous()
+    assert input_batchnorm.applies(net, x) and not native_fit.applies(net, x)
+    torch.testing.assert_close(net(x), layer_by_layer(ref, x), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
 def test_wide_inputs_take_the_torch_block():
     wide = native_fit.MAX_INPUTS + 1
     net, ref = twins((32, 16), in_dim=wide)

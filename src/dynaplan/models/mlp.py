@@ -51,9 +51,9 @@ class MLP(nn.Sequential):
         [batch, width] activations."""
         if not input_batchnorm.applies(self, x):
             return super().forward(x)
-        if native_fit.applies(self, x) and native_fit.is_seed_network(self):
-            return native_fit.seed_network(self, x)
         if native_fit.applies(self, x):
+            if native_fit.is_seed_network(self):
+                return native_fit.seed_network(self, x)
             x, done = native_fit.input_block_linear(self, x), 4
         else:
             x, done = input_batchnorm.input_block(self[0], self[1], x), 3

@@ -169,10 +169,17 @@ def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
             or x.shape[1] > MAX_INPUTS):
         return False
     linear = layers[3]
-    tensors = [x, layers[0].weight, layers[1].weight, linear.weight]
     return (type(linear) is nn.Linear and linear.bias is not None
-            and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
+            and x.dtype == torch.float32 and x.device.type == "cpu"
+            and _plain(p for m in list(layers)[:4] for p in m.parameters())
             and native_build.unavailable() is None)
+
+
+def _plain(params) -> bool:
+    """Whether the kernels can read these parameters as they are: float32, on the CPU,
+    contiguous."""
+    return all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous()
+               for p in params)
 
 
 def is_seed_network(layers: nn.Sequential) -> bool:
@@ -184,7 +191,7 @@ def is_seed_network(layers: nn.Sequential) -> bool:
     return (type(norm) is nn.BatchNorm1d and norm.affine and norm.track_running_stats
             and norm.momentum is not None and norm.training and type(act) is nn.ReLU
             and type(head) is nn.Linear and head.bias is not None
-            and head.weight.dtype == torch.float32 and head.weight.device.type == "cpu")
+            and _plain([*norm.parameters(), *head.parameters()]))
 
 
 def seed_network(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
