@@ -1,11 +1,14 @@
-/* The CPU kernels behind models/native_fit.py: a fitting step's first two layers of the
- * seed's networks, Linear -> BatchNorm -> ReLU -> Linear, with the first block's BatchNorm
- * computed from its input's statistics (models/input_batchnorm.py has the algebra).
+/* The CPU kernels behind models/native_fit.py: a fitting step of a BatchNorm ReLU network,
+ * with the first block's BatchNorm computed from its input's statistics
+ * (models/input_batchnorm.py has the algebra).
  *
- *   dp_fit_input_block: the batch statistics, z = [x - mean(x), 1] [M, D] and
- *                       y = relu(z @ F^T), F [N, D] the folded first layer: one pass that
- *                       writes y.
- *   dp_fit_linear:      C = A @ W^T + b, the second layer's forward product.
+ *   dp_fit_input_block: the first block's batch statistics, z = [x - mean(x), 1] [M, D]
+ *                       and y = relu(z @ F^T), F [N, D] the folded first layer: one pass
+ *                       that writes y.
+ *   dp_fit_linear:      C = A @ W^T + b, the second layer's forward product, with C's
+ *                       column statistics where the seed's second BatchNorm follows.
+ *   dp_fit_bn_relu_head, dp_fit_bn_relu_head_backward: the seed's second BatchNorm, its
+ *                       ReLU and the head, one pass forward and two back.
  *   dp_fit_input_block_backward: the first block's gradients from S = z^T ((G @ W) *
  *                       (y > 0)) [D, N], all its backward pass needs of the second layer's
  *                       input gradient G W, without writing that [M, N] gradient: each
@@ -15,10 +18,10 @@
  * Products run native_gemm.h's micro-kernel over the weight, packed into 16-column panels
  * at the start of each call (by the whole team), and rows in chunks of MC, packed in
  * blocks of MR rows (a chunk stays in L2 while every panel passes over it; packed, the
- * rows' inputs of one k share a cache line: 7-8% faster than reading them in place). Rows are split in `threads`
- * contiguous parts, as in native_kernel.c, and S is summed part by part in order: results
- * depend on the thread count, never on timing. Every call runs one OpenMP region of
- * torch's own threads (native_build.py). */
+ * rows' inputs of one k share a cache line: 7-8% faster than reading them in place).
+ * Rows are split in `threads` contiguous parts, as in native_kernel.c, and sums are
+ * added part by part in order: results depend on the thread count, never on timing.
+ * Every call runs one OpenMP region of torch's own threads (native_build.py). */
 #include "native_gemm.h"
 #include <math.h>
 #include <omp.h>
