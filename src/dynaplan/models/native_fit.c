@@ -155,7 +155,7 @@ void dp_fit_linear(long M, long K, long N, const float *A, const float *W, const
                         __m256 acc[MR][2];
 #pragma GCC unroll 6
                         for (int r = 0; r < MR; r++) { acc[r][0] = b0; acc[r][1] = b1; }
-                        micro_acc_packed((int)K, rows + (i - ic) * K, panels + j * K, acc);
+                        micro_acc((int)K, rows + (i - ic) * K, 1, MR, panels + j * K, acc);
                         const int full = M - i >= MR && N - j >= NR;
                         float *c = full ? C + i * N + j : tile;
                         const long ldc = full ? N : NR;
@@ -348,7 +348,7 @@ void dp_fit_input_block_backward(long M, long K, long N, const float *G, const f
                         __m256 acc[MR][2];
 #pragma GCC unroll 6
                         for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-                        micro_acc_packed((int)K, rows + (i - ic) * K, panels + j * K, acc);
+                        micro_acc((int)K, rows + (i - ic) * K, 1, MR, panels + j * K, acc);
                         const long rows = M - i < MR ? M - i : MR;
                         if (N - j >= NR) {
                             /* a constant trip count keeps acc in registers */

@@ -39,31 +39,17 @@ static inline __m256 activate(__m256 v, int act) {
     return v;
 }
 
-/* acc[r] += a[r x K] (row stride lda) @ panel [K][NR], for the MR rows r */
-static inline __attribute__((always_inline)) void micro_acc(int K, const float *a, long lda,
-                                                            const float *panel, __m256 acc[MR][2]) {
+/* acc[r] += a[r x K] @ panel [K][NR] for the MR rows r, a(r, k) at a[r * rs + k * ks]:
+ * rows in place (rs the row stride, ks 1) or a packed block [K][MR] (rs 1, ks MR) */
+static inline __attribute__((always_inline)) void micro_acc(int K, const float *a, long rs,
+                                                            long ks, const float *panel,
+                                                            __m256 acc[MR][2]) {
 #pragma GCC unroll 4
     for (int k = 0; k < K; k++) {
         const __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
-            const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
-            acc[r][0] = _mm256_fmadd_ps(x, w0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(x, w1, acc[r][1]);
-        }
-    }
-}
-
-/* acc[r] += a @ panel [K][NR] for the MR rows r of a packed block a [K][MR] */
-static inline __attribute__((always_inline)) void micro_acc_packed(int K, const float *a,
-                                                                   const float *panel,
-                                                                   __m256 acc[MR][2]) {
-#pragma GCC unroll 4
-    for (int k = 0; k < K; k++) {
-        const __m256 w0 = _mm256_loadu_ps(panel + k * NR), w1 = _mm256_loadu_ps(panel + k * NR + 8);
-#pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            const __m256 x = _mm256_broadcast_ss(a + k * MR + r);
+            const __m256 x = _mm256_broadcast_ss(a + r * rs + k * ks);
             acc[r][0] = _mm256_fmadd_ps(x, w0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(x, w1, acc[r][1]);
         }
@@ -78,7 +64,7 @@ static inline __attribute__((always_inline)) void micro(int K, const float *a, l
     const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) { acc[r][0] = b0; acc[r][1] = b1; }
-    micro_acc(K, a, lda, panel, acc);
+    micro_acc(K, a, lda, 1, panel, acc);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
         _mm256_storeu_ps(c + r * ldc, activate(acc[r][0], act));
