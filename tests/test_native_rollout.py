@@ -12,7 +12,9 @@ from test_fused_ensemble import reward as ensemble_reward
 from test_objective_paths import (
     _bn_models,
     assert_cem_plans_agree,
+    assert_ensemble_cem_agrees,
     assert_ensemble_returns_agree,
+    assert_refuses_missing_noise,
     known_reward,
     leaves_box,
     reference,
@@ -116,24 +118,13 @@ def test_ensemble_kernel_returns_the_torch_paths(sample, activation, keep, learn
 
 @needs_kernel
 def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
-    ens = random_ensemble("silu", 3)
-    dyns = [EnsembleDynamics(ens, "tsinf", 6, generator=torch.Generator().manual_seed(4))
-            for _ in range(2)]
-    objectives = [ModelObjective(dyn, ensemble_reward, kernel=kernel)
-                  for dyn, kernel in zip(dyns, ("torch", "native"))]
-    assert_cem_plans_agree(objectives, [-1.0, -1.0], [1.0, 1.0], 4, torch.randn(1, 3),
-                           num_sequences=16, num_iterations=2, num_elites=4)
+    assert_ensemble_cem_agrees("native", random_ensemble("silu", 3), ensemble_reward)
 
 
 @needs_kernel
 def test_a_sampled_ensemble_rollout_refuses_missing_noise():
-    rollout = NativeRollout(FusedEnsemble(random_ensemble("silu", 3), split=1), 3,
-                            sample=True)
-    state, actions = torch.zeros(6, 3), torch.zeros(6, 2, 2)
-    with pytest.raises(ValueError, match=r"needs noise of shape \(2, 3, 2, 3\)"):
-        rollout(state, actions)
-    with pytest.raises(ValueError, match="multiple of the members"):
-        rollout(torch.zeros(5, 3), torch.zeros(5, 2, 2), torch.zeros(2, 3, 1, 3))
+    ensemble = FusedEnsemble(random_ensemble("silu", 3), split=1)
+    assert_refuses_missing_noise(NativeRollout(ensemble, 3, sample=True))
 
 
 @needs_kernel

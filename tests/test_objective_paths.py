@@ -74,6 +74,28 @@ def assert_ensemble_returns_agree(kernel, ensemble, keep, sample, reward):
     assert torch.equal(gen, want_gen)  # the same draws, and as many
 
 
+def assert_ensemble_cem_agrees(kernel, ensemble, reward):
+    """CEM plans through a TS-inf objective over `ensemble` (3 kept members, 6 particles)
+    on `kernel` what it plans through torch ops, from the same draws, and as many."""
+    dyns = [EnsembleDynamics(ensemble, "tsinf", 6, generator=torch.Generator().manual_seed(4))
+            for _ in range(2)]
+    objectives = [ModelObjective(dyn, reward, kernel=name)
+                  for dyn, name in zip(dyns, ("torch", kernel))]
+    assert_cem_plans_agree(objectives, [-1.0, -1.0], [1.0, 1.0], 4, torch.randn(1, 3),
+                           num_sequences=16, num_iterations=2, num_elites=4)
+    assert torch.equal(dyns[1].generator.get_state(), dyns[0].generator.get_state())
+
+
+def assert_refuses_missing_noise(rollout):
+    """A sampled rollout over a 3-member ensemble (3 observations, 2 actions) refuses noise
+    of the wrong shape, and rows that are not a multiple of the members, in one line."""
+    state, actions = torch.zeros(6, 3), torch.zeros(6, 2, 2)
+    with pytest.raises(ValueError, match=r"needs noise of shape \(2, 3, 2, 3\)"):
+        rollout(state, actions)
+    with pytest.raises(ValueError, match="multiple of the members"):
+        rollout(torch.zeros(5, 3), torch.zeros(5, 2, 2), torch.zeros(2, 3, 1, 3))
+
+
 def step_by_step(dyn, state, actions):
     """The states [R, H + 1, O] the dynamics model predicts along actions [R, H, A]."""
     states = [state]
