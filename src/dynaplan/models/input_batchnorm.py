@@ -103,6 +103,13 @@ class _InputBatchNormReLU(torch.autograd.Function):
         return None, grad_weight, grad_bias, grad_gamma, grad_beta, None
 
 
+def trains_on_batch_stats(norm: nn.Module) -> bool:
+    """Whether `norm` is a BatchNorm1d in training mode whose forward and running-statistics
+    update these kernels reproduce: affine, tracking running statistics with a momentum."""
+    return (type(norm) is nn.BatchNorm1d and norm.affine and norm.track_running_stats
+            and norm.momentum is not None and norm.training)
+
+
 def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
     """Whether `layers` starts with a block this module computes in one pass, for input `x`:
     a training-mode InputLinear -> BatchNorm1d (affine, tracking running statistics with a
@@ -111,9 +118,7 @@ def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
         return False
     linear, norm, act = layers[0], layers[1], layers[2]
     return (type(linear) is InputLinear and linear.bias is not None
-            and type(norm) is nn.BatchNorm1d and norm.affine and norm.track_running_stats
-            and norm.momentum is not None and norm.training
-            and type(act) is nn.ReLU
+            and trains_on_batch_stats(norm) and type(act) is nn.ReLU
             and x.dim() == 2 and x.shape[0] > 1 and not x.requires_grad
             and x.dtype in (torch.float32, torch.float64))
 

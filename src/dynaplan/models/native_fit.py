@@ -188,8 +188,7 @@ def is_seed_network(layers: nn.Sequential) -> bool:
     if len(layers) != 7:
         return False
     norm, act, head = layers[4], layers[5], layers[6]
-    return (type(norm) is nn.BatchNorm1d and norm.affine and norm.track_running_stats
-            and norm.momentum is not None and norm.training and type(act) is nn.ReLU
+    return (input_batchnorm.trains_on_batch_stats(norm) and type(act) is nn.ReLU
             and type(head) is nn.Linear and head.bias is not None
             and _plain([*norm.parameters(), *head.parameters()]))
 
