@@ -208,3 +208,46 @@ def test_the_seed_network_takes_the_fast_path_in_training_only(path):
     assert native_fit.applies(net, x) == (path == "native")
     net.eval()
     assert not input_batchnorm.applies(net, x)
+
+
+@needs_kernel
+@pytest.mark.parametrize("hidden, n, inputs, outputs", [s for s in SHAPES if len(s[0]) == 2])
+def test_the_mse_step_gives_what_autograd_gives_through_the_same_kernels(hidden, n, inputs,
+                                                                         outputs):
+    fast, ref = twins(hidden, in_dim=inputs, out_dim=outputs)
+    x, t = data(n, in_dim=inputs, out_dim=outputs)
+    assert native_fit.takes_mse_step(fast, x)
+    for p in fast.parameters():  # replaced, as after zero_grad(set_to_none=True)
+        p.grad = torch.full_like(p, 7.0)
+    loss = native_fit.mse_step(fast, x, t)
+    loss_ref = torch.mean((ref(x) - t) ** 2)
+    loss_ref.backward()
+    assert loss.grad_fn is None and torch.equal(loss, loss_ref.detach())
+    for (name, p), q in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p.grad, q.grad), name
+    for (name, b), c in zip(fast.named_buffers(), ref.buffers(), strict=True):
+        assert torch.equal(b, c), name
+
+
+@needs_kernel
+@pytest.mark.parametrize("change", ["no_grad", "frozen", "third_layer", "eval", "disabled"])
+def test_the_mse_step_is_refused_where_autograd_is_needed(change, monkeypatch):
+    net, _ = twins((64, 16, 8) if change == "third_layer" else (32, 16))
+    x, _ = data(20)
+    if change == "frozen":
+        net[6].weight.requires_grad_(False)
+    if change == "eval":
+        net.eval()
+    if change == "disabled":
+        monkeypatch.setattr(native_fit, "ENABLED", False)
+    with torch.set_grad_enabled(change != "no_grad"):
+        assert not native_fit.takes_mse_step(net, x)
+    assert not native_fit.takes_mse_step(nn.Identity(), x)
+
+
+@needs_kernel
+def test_the_mse_step_refuses_a_target_of_another_shape():
+    net, _ = twins((32, 16))
+    x, t = data(20)
+    with pytest.raises(ValueError, match="target of shape"):
+        native_fit.mse_step(net, x, t[:, :2])

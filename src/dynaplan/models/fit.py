@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from dynaplan.data.buffer import ReplayBuffer, Split
 from dynaplan.errors import ConfigError
+from dynaplan.models import native_fit
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.ensemble_fit import EnsembleFitter
 from dynaplan.models.world import DynamicsModel, RewardModel
@@ -71,6 +72,19 @@ def _mse(net: nn.Module, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -
     for chunk in rows.split(VALID_CHUNK):
         total += torch.sum((net(x[chunk]) - y[chunk]) ** 2)
     return (total / (rows.numel() * y.shape[1])).item()
+
+
+def _mse_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              opt: torch.optim.Optimizer) -> torch.Tensor:
+    """MSE of training-mode `net` on (x, y) with the gradients of its parameters set:
+    in one native step without autograd's graph where `native_fit` runs the whole network
+    (same gradients), else by autograd. Returns the loss without a graph."""
+    if native_fit.takes_mse_step(net, x):
+        return native_fit.mse_step(net, x, y)
+    loss = torch.mean((net(x) - y) ** 2)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    return loss.detach()
 
 
 def _adam(params, lr: float) -> torch.optim.Optimizer:
@@ -177,9 +191,7 @@ class ModelFitter:
                     (idx.numel(), x.shape[1]), generator=generator
                 ).to(device) * self.input_noise
                 for k, (model, opt) in enumerate(zip(self.models, self._own_optimizers)):
-                    loss = torch.mean((model.net(xs[k][idx] + noise) - ys[k][idx]) ** 2)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    loss = _mse_step(model.net, xs[k][idx] + noise, ys[k][idx], opt)
                     opt.step()
                     if epoch == self.epochs - 1:
                         last_losses[k] += loss.item() * idx.numel() / n_train

@@ -227,50 +227,76 @@ void dp_fit_bn_relu_head(long M, long N, long O, const float *h, const float *me
     }
 }
 
-/* dy = gout [1, O] @ Wh [O, N] masked by y > 0, for one row */
-static inline void masked_head_grad(long N, long O, const float *restrict gout,
-                                    const float *restrict Wh, const float *restrict y,
-                                    float *restrict g) {
-    for (long j = 0; j < N; j++) g[j] = 0.0f;
-    for (long o = 0; o < O; o++) {
-        const float go = gout[o], *w = Wh + o * N;
-        for (long j = 0; j < N; j++) g[j] += go * w[j];
-    }
-    for (long j = 0; j < N; j++)
-        if (!(y[j] > 0.0f)) g[j] = 0.0f;
+/* One row's masked head gradient at columns j .. j + 7: (gout [1, O] @ Wh [O, N]) * (y > 0) */
+static inline __m256 masked_head_grad8(long N, long O, const float *restrict gout,
+                                       const float *restrict Wh, const float *restrict y,
+                                       long j) {
+    __m256 g = _mm256_setzero_ps();
+    for (long o = 0; o < O; o++)
+        g = _mm256_fmadd_ps(_mm256_broadcast_ss(gout + o), _mm256_loadu_ps(Wh + o * N + j), g);
+    return _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(y + j), _mm256_setzero_ps(), _CMP_GT_OQ));
 }
 
-/* one row's share of the tail's sums: sb += g, sg += g xhat, gw [O, N] += gout^T y, gb +=
- * gout (g: scratch for the row's masked gradient) */
+/* the same for column j alone */
+static inline float masked_head_grad1(long N, long O, const float *restrict gout,
+                                      const float *restrict Wh, const float *restrict y, long j) {
+    float g = 0.0f;
+    for (long o = 0; o < O; o++) g += gout[o] * Wh[o * N + j];
+    return y[j] > 0.0f ? g : 0.0f;
+}
+
+/* one row's share of the tail's sums, eight columns a vector: with g the masked head
+ * gradient, sb += g, sg += g xhat, gw [O, N] += gout^T y, gb += gout */
 static inline void head_sums(long N, long O, const float *restrict gout, const float *restrict Wh,
                              const float *restrict y, const float *restrict h,
                              const float *restrict mean, const float *restrict invstd,
-                             float *restrict g, float *restrict sb, float *restrict sg,
-                             float *restrict gw, float *restrict gb) {
-    masked_head_grad(N, O, gout, Wh, y, g);
-    for (long j = 0; j < N; j++) {
-        sb[j] += g[j];
-        sg[j] += g[j] * ((h[j] - mean[j]) * invstd[j]);
+                             float *restrict sb, float *restrict sg, float *restrict gw,
+                             float *restrict gb) {
+    long j = 0;
+    for (; j + 8 <= N; j += 8) {
+        const __m256 g = masked_head_grad8(N, O, gout, Wh, y, j), yj = _mm256_loadu_ps(y + j);
+        const __m256 xhat = _mm256_mul_ps(
+            _mm256_sub_ps(_mm256_loadu_ps(h + j), _mm256_loadu_ps(mean + j)),
+            _mm256_loadu_ps(invstd + j));
+        _mm256_storeu_ps(sb + j, _mm256_add_ps(_mm256_loadu_ps(sb + j), g));
+        _mm256_storeu_ps(sg + j, _mm256_fmadd_ps(g, xhat, _mm256_loadu_ps(sg + j)));
+        for (long o = 0; o < O; o++) {
+            float *gwo = gw + o * N + j;
+            _mm256_storeu_ps(gwo, _mm256_fmadd_ps(_mm256_broadcast_ss(gout + o), yj,
+                                                  _mm256_loadu_ps(gwo)));
+        }
     }
-    for (long o = 0; o < O; o++) {
-        const float go = gout[o];
-        float *restrict gwo = gw + o * N;
-        for (long j = 0; j < N; j++) gwo[j] += go * y[j];
-        gb[o] += go;
+    for (; j < N; j++) {
+        const float g = masked_head_grad1(N, O, gout, Wh, y, j);
+        sb[j] += g;
+        sg[j] = fmaf(g, (h[j] - mean[j]) * invstd[j], sg[j]);
+        for (long o = 0; o < O; o++) gw[o * N + j] = fmaf(gout[o], y[j], gw[o * N + j]);
     }
+    for (long o = 0; o < O; o++) gb[o] += gout[o];
 }
 
-/* one row of BatchNorm's input gradient: dh = scale (g - sum g / M - xhat sum g xhat / M) */
+/* one row of BatchNorm's input gradient, eight columns a vector: dh = scale (g - xhat
+ * sum g xhat / M - sum g / M), with cg = sum g / M and cx = sum g xhat / M */
 static inline void bn_input_grad(long N, long O, const float *restrict gout,
                                  const float *restrict Wh, const float *restrict y,
                                  const float *restrict h, const float *restrict mean,
                                  const float *restrict invstd, const float *restrict scale,
-                                 const float *restrict sum_g, const float *restrict sum_gx,
-                                 float inv_m, float *restrict g, float *restrict dh) {
-    masked_head_grad(N, O, gout, Wh, y, g);
-    for (long j = 0; j < N; j++) {
+                                 const float *restrict cg, const float *restrict cx,
+                                 float *restrict dh) {
+    long j = 0;
+    for (; j + 8 <= N; j += 8) {
+        const __m256 g = masked_head_grad8(N, O, gout, Wh, y, j);
+        const __m256 xhat = _mm256_mul_ps(
+            _mm256_sub_ps(_mm256_loadu_ps(h + j), _mm256_loadu_ps(mean + j)),
+            _mm256_loadu_ps(invstd + j));
+        const __m256 t = _mm256_fnmadd_ps(xhat, _mm256_loadu_ps(cx + j),
+                                          _mm256_sub_ps(g, _mm256_loadu_ps(cg + j)));
+        _mm256_storeu_ps(dh + j, _mm256_mul_ps(_mm256_loadu_ps(scale + j), t));
+    }
+    for (; j < N; j++) {
+        const float g = masked_head_grad1(N, O, gout, Wh, y, j);
         const float xhat = (h[j] - mean[j]) * invstd[j];
-        dh[j] = scale[j] * (g[j] - sum_g[j] * inv_m - xhat * (sum_gx[j] * inv_m));
+        dh[j] = scale[j] * fmaf(-xhat, cx[j], g - cg[j]);
     }
 }
 
@@ -278,42 +304,41 @@ static inline void bn_input_grad(long N, long O, const float *restrict gout,
  * (y > 0) and xhat = (h - mean) * invstd; first the sums grad_beta = sum g, grad_gamma =
  * sum g xhat, grad_Wh = gout^T y, grad_bh = sum gout (per part, then part by part in order),
  * then BatchNorm's input gradient dh = scale (g - grad_beta / M - xhat grad_gamma / M).
- * work: threads * ((3 + O) * N + O) floats. */
+ * work: threads * ((2 + O) * N + O) + 2 * N floats. */
 void dp_fit_bn_relu_head_backward(long M, long N, long O, const float *gout, const float *Wh,
                                   const float *y, const float *h, const float *mean,
                                   const float *invstd, const float *scale, float *dh,
                                   float *grad_gamma, float *grad_beta, float *grad_Wh,
                                   float *grad_bh, float *work, long threads) {
-    const long per_part = (3 + O) * N + O;
+    const long per_part = (2 + O) * N + O;
+    float *cg = work + threads * per_part, *cx = cg + N;  /* grad_beta / M, grad_gamma / M */
 #pragma omp parallel num_threads((int)threads)
     {
         for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
             float *sb = work + part * per_part, *sg = sb + N, *gw = sg + N, *gb = gw + O * N;
-            float *g = gb + O;  /* one row's masked gradient */
             long r0, r1;
             part_rows(M, part, threads, &r0, &r1);
-            memset(sb, 0, sizeof(float) * ((2 + O) * N + O));
+            memset(sb, 0, sizeof(float) * per_part);
             for (long i = r0; i < r1; i++)
-                head_sums(N, O, gout + i * O, Wh, y + i * N, h + i * N, mean, invstd, g, sb, sg,
+                head_sums(N, O, gout + i * O, Wh, y + i * N, h + i * N, mean, invstd, sb, sg,
                           gw, gb);
         }
 #pragma omp barrier
 #pragma omp for schedule(static)
-        for (long c = 0; c < (2 + O) * N + O; c++) {  /* the parts' sums, in part order */
+        for (long c = 0; c < per_part; c++) {  /* the parts' sums, in part order */
             float total = 0.0f;
             for (long part = 0; part < threads; part++) total += work[part * per_part + c];
-            if (c < N) grad_beta[c] = total;
-            else if (c < 2 * N) grad_gamma[c - N] = total;
+            if (c < N) grad_beta[c] = total, cg[c] = total / (float)M;
+            else if (c < 2 * N) grad_gamma[c - N] = total, cx[c - N] = total / (float)M;
             else if (c < (2 + O) * N) grad_Wh[c - 2 * N] = total;
             else grad_bh[c - (2 + O) * N] = total;
         }
         for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
-            float *g = work + part * per_part + (2 + O) * N + O;
             long r0, r1;
             part_rows(M, part, threads, &r0, &r1);
             for (long i = r0; i < r1; i++)
                 bn_input_grad(N, O, gout + i * O, Wh, y + i * N, h + i * N, mean, invstd, scale,
-                              grad_beta, grad_gamma, 1.0f / (float)M, g, dh + i * N);
+                              cg, cx, dh + i * N);
         }
     }
 }

@@ -116,6 +116,44 @@ class _InputBlockLinear(torch.autograd.Function):
         return None, grad_w1, grad_b1, grad_gamma, grad_beta, None, grad_w2, grad_b2
 
 
+def _seed_forward(x, w1, b1, g1, beta1, eps1: float, w2, b2, g2, beta2, eps2: float, wh, bh):
+    """The seed's whole network going forward with batch statistics: (out [n, O], (each
+    BatchNorm's batch mean and biased variance), what `_seed_backward` needs)."""
+    threads = torch.get_num_threads()
+    z, y1, mean1, var1, *folding = _first_block(x, w1, b1, g1, beta1, eps1, threads)
+    h2, mean2, var2 = _linear(y1, w2, b2, threads, stats=True)
+    invstd2 = torch.rsqrt(var2 + eps2)
+    scale2 = g2 * invstd2
+    (n, width2), heads = h2.shape, wh.shape[0]
+    y2, out = x.new_empty((n, width2)), x.new_empty((n, heads))
+    native_build.library().dp_fit_bn_relu_head(
+        n, width2, heads, *map(_ptr, (h2, mean2, scale2, beta2, wh, bh, y2, out)), threads)
+    saved = (z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding)
+    return out, (mean1, var1, mean2, var2), saved
+
+
+def _seed_backward(saved, gout):
+    """From the gradient gout [n, O] at the network's output (contiguous), the gradients of
+    (w1, b1, gamma1, beta1, w2, b2, gamma2, beta2, wh, bh); both biases before a BatchNorm
+    get exact zeros."""
+    z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding = saved
+    threads = torch.get_num_threads()
+    (n, width2), heads = h2.shape, wh.shape[0]
+    dh2, grad_wh = torch.empty_like(h2), torch.empty_like(wh)
+    grad_g2, grad_beta2, grad_bh = gout.new_empty((2, width2)).unbind(0) + (
+        gout.new_empty(heads),)
+    work = gout.new_empty(threads * ((2 + heads) * width2 + heads) + 2 * width2)
+    native_build.library().dp_fit_bn_relu_head_backward(
+        n, width2, heads, *map(_ptr, (gout, wh, y2, h2, mean2, invstd2, scale2, dh2,
+                                      grad_g2, grad_beta2, grad_wh, grad_bh, work)),
+        threads)
+    grad_w1, grad_g1, grad_beta1 = _first_block_backward(dh2, w2, y1, z, w1, *folding, threads)
+    grad_w2 = torch.mm(dh2.t(), y1)
+    zero_b1, zero_b2 = torch.zeros_like(grad_beta1), torch.zeros_like(grad_beta2)
+    return (grad_w1, zero_b1, grad_g1, grad_beta1, grad_w2, zero_b2, grad_g2, grad_beta2,
+            grad_wh, grad_bh)
+
+
 class _SeedNetwork(torch.autograd.Function):
     """The seed's whole network, Linear BatchNorm ReLU Linear BatchNorm ReLU Linear, with
     batch statistics, for data x [n, in]: returns (out [n, O], then each BatchNorm's batch
@@ -126,39 +164,16 @@ class _SeedNetwork(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w1, b1, g1, beta1, eps1: float, w2, b2, g2, beta2, eps2: float, wh, bh):
-        threads = torch.get_num_threads()
-        z, y1, mean1, var1, *folding = _first_block(x, w1, b1, g1, beta1, eps1, threads)
-        h2, mean2, var2 = _linear(y1, w2, b2, threads, stats=True)
-        invstd2 = torch.rsqrt(var2 + eps2)
-        scale2 = g2 * invstd2
-        (n, width2), heads = h2.shape, wh.shape[0]
-        y2, out = x.new_empty((n, width2)), x.new_empty((n, heads))
-        native_build.library().dp_fit_bn_relu_head(
-            n, width2, heads, *map(_ptr, (h2, mean2, scale2, beta2, wh, bh, y2, out)), threads)
-        ctx.save_for_backward(z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding)
-        ctx.mark_non_differentiable(mean1, var1, mean2, var2)
-        return out, mean1, var1, mean2, var2
+        out, stats, saved = _seed_forward(x, w1, b1, g1, beta1, eps1, w2, b2, g2, beta2, eps2,
+                                          wh, bh)
+        ctx.save_for_backward(*saved)
+        ctx.mark_non_differentiable(*stats)
+        return (out, *stats)
 
     @staticmethod
     def backward(ctx, grad_out, *_stats):
-        z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding = ctx.saved_tensors
-        threads = torch.get_num_threads()
-        gout = grad_out.contiguous()
-        (n, width2), heads = h2.shape, wh.shape[0]
-        dh2, grad_wh = torch.empty_like(h2), torch.empty_like(wh)
-        grad_g2, grad_beta2, grad_bh = gout.new_empty((2, width2)).unbind(0) + (
-            gout.new_empty(heads),)
-        work = gout.new_empty(threads * ((3 + heads) * width2 + heads))
-        native_build.library().dp_fit_bn_relu_head_backward(
-            n, width2, heads, *map(_ptr, (gout, wh, y2, h2, mean2, invstd2, scale2, dh2,
-                                          grad_g2, grad_beta2, grad_wh, grad_bh, work)),
-            threads)
-        grad_w1, grad_g1, grad_beta1 = _first_block_backward(dh2, w2, y1, z, w1, *folding,
-                                                             threads)
-        grad_w2 = torch.mm(dh2.t(), y1)
-        zero_b1, zero_b2 = torch.zeros_like(grad_beta1), torch.zeros_like(grad_beta2)
-        return (None, grad_w1, zero_b1, grad_g1, grad_beta1, None,
-                grad_w2, zero_b2, grad_g2, grad_beta2, None, grad_wh, grad_bh)
+        g = _seed_backward(ctx.saved_tensors, grad_out.contiguous())
+        return (None, *g[:4], None, *g[4:8], None, *g[8:])
 
 
 def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
@@ -193,16 +208,55 @@ def is_seed_network(layers: nn.Sequential) -> bool:
             and _plain([*norm.parameters(), *head.parameters()]))
 
 
+def _seed_inputs(layers: nn.Sequential) -> tuple:
+    """The seed-form network's parameters and epsilons in `_seed_forward`'s order."""
+    lin1, norm1, _, lin2, norm2, _, head = layers
+    return (lin1.weight, lin1.bias, norm1.weight, norm1.bias, norm1.eps,
+            lin2.weight, lin2.bias, norm2.weight, norm2.bias, norm2.eps, head.weight, head.bias)
+
+
+def _update_running_stats(layers: nn.Sequential, stats, n: int) -> None:
+    mean1, var1, mean2, var2 = stats
+    input_batchnorm.update_running_stats(layers[1], mean1, var1, n)
+    input_batchnorm.update_running_stats(layers[4], mean2, var2, n)
+
+
 def seed_network(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """The whole seed-form network on x in training mode, both BatchNorms' running
     statistics updated."""
-    (lin1, norm1, _, lin2, norm2, _, head), n = list(layers), x.shape[0]
-    out, mean1, var1, mean2, var2 = _SeedNetwork.apply(
-        x.contiguous(), lin1.weight, lin1.bias, norm1.weight, norm1.bias, norm1.eps,
-        lin2.weight, lin2.bias, norm2.weight, norm2.bias, norm2.eps, head.weight, head.bias)
-    input_batchnorm.update_running_stats(norm1, mean1, var1, n)
-    input_batchnorm.update_running_stats(norm2, mean2, var2, n)
+    out, *stats = _SeedNetwork.apply(x.contiguous(), *_seed_inputs(layers))
+    _update_running_stats(layers, stats, x.shape[0])
     return out
+
+
+def takes_mse_step(layers: nn.Sequential, x: torch.Tensor) -> bool:
+    """Whether `mse_step` can fit `layers` on x: the kernels run the whole network
+    (`applies` and `is_seed_network`), gradients are on and every parameter wants one."""
+    return (isinstance(layers, nn.Sequential) and torch.is_grad_enabled()
+            and applies(layers, x) and is_seed_network(layers)
+            and all(p.requires_grad for p in layers.parameters()))
+
+
+def mse_step(layers: nn.Sequential, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean squared error of the seed-form network on x against target [n, O], in
+    training mode, and its gradients: what `loss = mean((layers(x) - target)^2)` then
+    `loss.backward()` give after `zero_grad(set_to_none=True)`, without autograd's graph.
+    Sets every parameter's .grad (replacing it), updates both BatchNorms' running
+    statistics and returns the loss (0-dim, no graph). `takes_mse_step` must hold."""
+    if target.shape != (x.shape[0], layers[6].out_features):
+        raise ValueError(f"target of shape {tuple(target.shape)} for {x.shape[0]} rows of "
+                         f"{layers[6].out_features} outputs")
+    inputs = _seed_inputs(layers)
+    with torch.no_grad():
+        out, stats, saved = _seed_forward(x.contiguous(), *inputs)
+        diff = out.sub_(target)
+        loss = diff.square().mean()
+        grads = _seed_backward(saved, diff.mul_(2.0 / diff.numel()))
+    params = [p for p in inputs if isinstance(p, torch.Tensor)]
+    for param, grad in zip(params, grads, strict=True):
+        param.grad = grad
+    _update_running_stats(layers, stats, x.shape[0])
+    return loss
 
 
 def input_block_linear(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
