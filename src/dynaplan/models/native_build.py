@@ -119,13 +119,18 @@ def _load() -> ctypes.CDLL:
         long]
     lib.dp_fit_linear.restype = None
     lib.dp_fit_linear.argtypes = [long] * 3 + [ptr] * 8 + [long]
-    lib.dp_fit_bn_relu_head.restype = None
-    lib.dp_fit_bn_relu_head.argtypes = [long] * 3 + [ptr] * 8 + [long]
+    lib.dp_fit_bn_relu_head.restype = ctypes.c_double
+    lib.dp_fit_bn_relu_head.argtypes = [long] * 3 + [ptr] * 5 + [ctypes.c_double] + [ptr] * 8 + [
+        long]
     lib.dp_fit_bn_relu_head_backward.restype = None
     lib.dp_fit_bn_relu_head_backward.argtypes = [long] * 3 + [ptr] * 13 + [long]
     lib.dp_fit_input_block_backward.restype = None
     lib.dp_fit_input_block_backward.argtypes = [long] * 3 + [ptr] * 4 + [long] + [ptr] * 8 + [
         long]
+    lib.dp_fit_seed_mse_work.restype = long
+    lib.dp_fit_seed_mse_work.argtypes = [long] * 6
+    lib.dp_fit_seed_mse.restype = ctypes.c_double
+    lib.dp_fit_seed_mse.argtypes = [long] * 5 + [ptr] * 8 + [ctypes.c_double] * 2 + [long]
     return lib
 
 

@@ -8,12 +8,16 @@
  *   dp_fit_linear:      C = A @ W^T + b, the second layer's forward product, with C's
  *                       column statistics where the seed's second BatchNorm follows.
  *   dp_fit_bn_relu_head, dp_fit_bn_relu_head_backward: the seed's second BatchNorm, its
- *                       ReLU and the head, one pass forward and two back.
+ *                       ReLU and the head, one pass forward (with the mean squared error
+ *                       and its gradient where a target is given) and two back.
  *   dp_fit_input_block_backward: the first block's gradients from S = z^T ((G @ W) *
  *                       (y > 0)) [D, N], all its backward pass needs of the second layer's
  *                       input gradient G W, without writing that [M, N] gradient: each
  *                       6 x 16 tile of G W is masked and reduced in registers, straight
  *                       after the micro-kernel.
+ *   dp_fit_seed_mse:    a whole step of the seed's network under the mean squared error,
+ *                       the kernels above in turn in one call (dp_fit_seed_mse_work: the
+ *                       bytes of its workspace).
  *
  * Products run native_gemm.h's micro-kernel over the weight, packed into 16-column panels
  * at the start of each call (by the whole team), and rows in chunks of MC, packed in
@@ -21,7 +25,7 @@
  * rows' inputs of one k share a cache line: 7-8% faster than reading them in place).
  * Rows are split in `threads` contiguous parts, as in native_kernel.c, and sums are
  * added part by part in order: results depend on the thread count, never on timing.
- * Every call runs one OpenMP region of torch's own threads (native_build.py). */
+ * Every kernel runs one OpenMP region of torch's own threads (native_build.py). */
 #include "native_gemm.h"
 #include <math.h>
 #include <omp.h>
@@ -203,74 +207,128 @@ void dp_fit_linear(long M, long K, long N, const float *A, const float *W, const
     }
 }
 
-/* The tail of the seed's network going forward: with BatchNorm's statistics of h [M, N]
- * (mean, scale = gamma * invstd, beta), y [M, N] = relu((h - mean) * scale + beta) and the
- * head out [M, O] = y @ Wh [O, N]^T + bh, each row's y read back from L1. */
-void dp_fit_bn_relu_head(long M, long N, long O, const float *h, const float *mean,
-                         const float *scale, const float *beta, const float *Wh,
-                         const float *bh, float *y, float *out, long threads) {
-#pragma omp parallel for num_threads((int)threads) schedule(static)
-    for (long i = 0; i < M; i++) {
-        const float *hi = h + i * N;
-        float *yi = y + i * N;
-        for (long j = 0; j < N; j++) {
-            const float v = (hi[j] - mean[j]) * scale[j] + beta[j];
-            yi[j] = v > 0.0f ? v : 0.0f;
-        }
-        for (long o = 0; o < O; o++) {
-            const float *w = Wh + o * N;
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (long j = 0; j < N; j++) acc += yi[j] * w[j];
-            out[i * O + o] = acc + bh[o];
-        }
+/* The second BatchNorm folded, in double as the first block's: invstd = 1 / sqrt(var + eps),
+ * scale = gamma * invstd */
+static void bn_fold(long N, const float *var, const float *gamma, double eps, float *invstd,
+                    float *scale) {
+    for (long j = 0; j < N; j++) {
+        const double is = 1.0 / sqrt((double)var[j] + eps);
+        invstd[j] = (float)is, scale[j] = (float)(gamma[j] * is);
     }
 }
 
-/* One row's masked head gradient at columns j .. j + 7: (gout [1, O] @ Wh [O, N]) * (y > 0) */
+/* y = relu((h - mean) * scale + beta) at columns j .. j + 7 of one row, and at column j
+ * alone: the same rounding (one fused multiply-add), so the same y going forward and back */
+static inline __m256 bn_relu8(const float *restrict h, const float *restrict mean,
+                              const float *restrict scale, const float *restrict beta, long j) {
+    const __m256 v = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(h + j), _mm256_loadu_ps(mean + j)),
+                                     _mm256_loadu_ps(scale + j), _mm256_loadu_ps(beta + j));
+    return _mm256_max_ps(v, _mm256_setzero_ps());
+}
+
+static inline float bn_relu1(const float *restrict h, const float *restrict mean,
+                             const float *restrict scale, const float *restrict beta, long j) {
+    const float v = fmaf(h[j] - mean[j], scale[j], beta[j]);
+    return v > 0.0f ? v : 0.0f;
+}
+
+/* The tail of the seed's network going forward, from the second product h [M, N] and its
+ * batch statistics (mean, var): the second BatchNorm folded (bn_fold: invstd, scale [N]);
+ * per row y = relu((h - mean) * scale + beta) into a row buffer (y is never stored: the
+ * backward pass recomputes it from h) and the head's output o = y @ Wh [O, N]^T + bh. out
+ * [M, O] gets o where not NULL; where target [M, O] is not NULL, gout [M, O] gets the
+ * gradient of the mean squared error, (o - target) * 2 / (M O), and the error is returned
+ * (squares summed in double per part, then part by part in order), else 0.
+ * work: threads * (1 + ceil(N / 2)) doubles. */
+double dp_fit_bn_relu_head(long M, long N, long O, const float *h, const float *mean,
+                           const float *var, const float *gamma, const float *beta, double eps,
+                           const float *Wh, const float *bh, float *invstd, float *scale,
+                           float *out, const float *target, float *gout, double *work,
+                           long threads) {
+    const long stride = 1 + (N + 1) / 2;
+    const float c = (float)(2.0 / (double)(M * O));
+    bn_fold(N, var, gamma, eps, invstd, scale);
+#pragma omp parallel num_threads((int)threads)
+    for (long part = omp_get_thread_num(); part < threads; part += omp_get_num_threads()) {
+        double squares = 0.0;
+        float *y = (float *)(work + part * stride + 1);
+        long r0, r1;
+        part_rows(M, part, threads, &r0, &r1);
+        for (long i = r0; i < r1; i++) {
+            const float *hi = h + i * N;
+            long j = 0;
+            for (; j + 8 <= N; j += 8) _mm256_storeu_ps(y + j, bn_relu8(hi, mean, scale, beta, j));
+            for (; j < N; j++) y[j] = bn_relu1(hi, mean, scale, beta, j);
+            for (long o = 0; o < O; o++) {
+                const float *w = Wh + o * N;
+                float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                for (long k = 0; k < N; k++) acc += y[k] * w[k];
+                const float v = acc + bh[o];
+                if (out) out[i * O + o] = v;
+                if (target) {
+                    const float diff = v - target[i * O + o];
+                    gout[i * O + o] = diff * c;
+                    squares += (double)diff * diff;
+                }
+            }
+        }
+        work[part * stride] = squares;
+    }
+    double total = 0.0;
+    for (long part = 0; part < threads; part++) total += work[part * stride];
+    return target ? total / (double)(M * O) : 0.0;
+}
+
+/* One row's masked head gradient at columns j .. j + 7, y there: (gout [1, O] @ Wh [O, N]) *
+ * (y > 0) */
 static inline __m256 masked_head_grad8(long N, long O, const float *restrict gout,
-                                       const float *restrict Wh, const float *restrict y,
-                                       long j) {
+                                       const float *restrict Wh, __m256 y, long j) {
     __m256 g = _mm256_setzero_ps();
     for (long o = 0; o < O; o++)
         g = _mm256_fmadd_ps(_mm256_broadcast_ss(gout + o), _mm256_loadu_ps(Wh + o * N + j), g);
-    return _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(y + j), _mm256_setzero_ps(), _CMP_GT_OQ));
+    return _mm256_and_ps(g, _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ));
 }
 
 /* the same for column j alone */
 static inline float masked_head_grad1(long N, long O, const float *restrict gout,
-                                      const float *restrict Wh, const float *restrict y, long j) {
+                                      const float *restrict Wh, float y, long j) {
     float g = 0.0f;
     for (long o = 0; o < O; o++) g += gout[o] * Wh[o * N + j];
-    return y[j] > 0.0f ? g : 0.0f;
+    return y > 0.0f ? g : 0.0f;
 }
 
-/* one row's share of the tail's sums, eight columns a vector: with g the masked head
- * gradient, sb += g, sg += g xhat, gw [O, N] += gout^T y, gb += gout */
+/* the second BatchNorm's statistics of one row, folded (as the tail's arguments below) */
+typedef struct {
+    const float *mean, *invstd, *scale, *beta;
+} folded_bn;
+
+/* one row's share of the tail's sums, eight columns a vector: with y recomputed from h and g
+ * the masked head gradient, sb += g, sg += g xhat, gw [O, N] += gout^T y, gb += gout */
 static inline void head_sums(long N, long O, const float *restrict gout, const float *restrict Wh,
-                             const float *restrict y, const float *restrict h,
-                             const float *restrict mean, const float *restrict invstd,
-                             float *restrict sb, float *restrict sg, float *restrict gw,
-                             float *restrict gb) {
+                             const float *restrict h, folded_bn bn, float *restrict sb,
+                             float *restrict sg, float *restrict gw, float *restrict gb) {
     long j = 0;
     for (; j + 8 <= N; j += 8) {
-        const __m256 g = masked_head_grad8(N, O, gout, Wh, y, j), yj = _mm256_loadu_ps(y + j);
+        const __m256 y = bn_relu8(h, bn.mean, bn.scale, bn.beta, j);
+        const __m256 g = masked_head_grad8(N, O, gout, Wh, y, j);
         const __m256 xhat = _mm256_mul_ps(
-            _mm256_sub_ps(_mm256_loadu_ps(h + j), _mm256_loadu_ps(mean + j)),
-            _mm256_loadu_ps(invstd + j));
+            _mm256_sub_ps(_mm256_loadu_ps(h + j), _mm256_loadu_ps(bn.mean + j)),
+            _mm256_loadu_ps(bn.invstd + j));
         _mm256_storeu_ps(sb + j, _mm256_add_ps(_mm256_loadu_ps(sb + j), g));
         _mm256_storeu_ps(sg + j, _mm256_fmadd_ps(g, xhat, _mm256_loadu_ps(sg + j)));
         for (long o = 0; o < O; o++) {
             float *gwo = gw + o * N + j;
-            _mm256_storeu_ps(gwo, _mm256_fmadd_ps(_mm256_broadcast_ss(gout + o), yj,
+            _mm256_storeu_ps(gwo, _mm256_fmadd_ps(_mm256_broadcast_ss(gout + o), y,
                                                   _mm256_loadu_ps(gwo)));
         }
     }
     for (; j < N; j++) {
+        const float y = bn_relu1(h, bn.mean, bn.scale, bn.beta, j);
         const float g = masked_head_grad1(N, O, gout, Wh, y, j);
         sb[j] += g;
-        sg[j] = fmaf(g, (h[j] - mean[j]) * invstd[j], sg[j]);
-        for (long o = 0; o < O; o++) gw[o * N + j] = fmaf(gout[o], y[j], gw[o * N + j]);
+        sg[j] = fmaf(g, (h[j] - bn.mean[j]) * bn.invstd[j], sg[j]);
+        for (long o = 0; o < O; o++) gw[o * N + j] = fmaf(gout[o], y, gw[o * N + j]);
     }
     for (long o = 0; o < O; o++) gb[o] += gout[o];
 }
@@ -278,39 +336,39 @@ static inline void head_sums(long N, long O, const float *restrict gout, const f
 /* one row of BatchNorm's input gradient, eight columns a vector: dh = scale (g - xhat
  * sum g xhat / M - sum g / M), with cg = sum g / M and cx = sum g xhat / M */
 static inline void bn_input_grad(long N, long O, const float *restrict gout,
-                                 const float *restrict Wh, const float *restrict y,
-                                 const float *restrict h, const float *restrict mean,
-                                 const float *restrict invstd, const float *restrict scale,
+                                 const float *restrict Wh, const float *restrict h, folded_bn bn,
                                  const float *restrict cg, const float *restrict cx,
                                  float *restrict dh) {
     long j = 0;
     for (; j + 8 <= N; j += 8) {
-        const __m256 g = masked_head_grad8(N, O, gout, Wh, y, j);
+        const __m256 g = masked_head_grad8(N, O, gout, Wh, bn_relu8(h, bn.mean, bn.scale, bn.beta, j), j);
         const __m256 xhat = _mm256_mul_ps(
-            _mm256_sub_ps(_mm256_loadu_ps(h + j), _mm256_loadu_ps(mean + j)),
-            _mm256_loadu_ps(invstd + j));
+            _mm256_sub_ps(_mm256_loadu_ps(h + j), _mm256_loadu_ps(bn.mean + j)),
+            _mm256_loadu_ps(bn.invstd + j));
         const __m256 t = _mm256_fnmadd_ps(xhat, _mm256_loadu_ps(cx + j),
                                           _mm256_sub_ps(g, _mm256_loadu_ps(cg + j)));
-        _mm256_storeu_ps(dh + j, _mm256_mul_ps(_mm256_loadu_ps(scale + j), t));
+        _mm256_storeu_ps(dh + j, _mm256_mul_ps(_mm256_loadu_ps(bn.scale + j), t));
     }
     for (; j < N; j++) {
-        const float g = masked_head_grad1(N, O, gout, Wh, y, j);
-        const float xhat = (h[j] - mean[j]) * invstd[j];
-        dh[j] = scale[j] * fmaf(-xhat, cx[j], g - cg[j]);
+        const float g = masked_head_grad1(N, O, gout, Wh, bn_relu1(h, bn.mean, bn.scale, bn.beta, j), j);
+        const float xhat = (h[j] - bn.mean[j]) * bn.invstd[j];
+        dh[j] = bn.scale[j] * fmaf(-xhat, cx[j], g - cg[j]);
     }
 }
 
-/* The tail going back, given gout [M, O] at the head's output: per row g = (gout @ Wh) *
- * (y > 0) and xhat = (h - mean) * invstd; first the sums grad_beta = sum g, grad_gamma =
- * sum g xhat, grad_Wh = gout^T y, grad_bh = sum gout (per part, then part by part in order),
- * then BatchNorm's input gradient dh = scale (g - grad_beta / M - xhat grad_gamma / M).
- * work: threads * ((2 + O) * N + O) + 2 * N floats. */
+/* The tail going back, given gout [M, O] at the head's output and the second BatchNorm's
+ * folding (mean, invstd, scale, beta, as going forward): per row y = relu((h - mean) * scale
+ * + beta) again, g = (gout @ Wh) * (y > 0) and xhat = (h - mean) * invstd; first the sums
+ * grad_beta = sum g, grad_gamma = sum g xhat, grad_Wh = gout^T y, grad_bh = sum gout (per
+ * part, then part by part in order), then BatchNorm's input gradient dh = scale (g -
+ * grad_beta / M - xhat grad_gamma / M). work: threads * ((2 + O) * N + O) + 2 * N floats. */
 void dp_fit_bn_relu_head_backward(long M, long N, long O, const float *gout, const float *Wh,
-                                  const float *y, const float *h, const float *mean,
-                                  const float *invstd, const float *scale, float *dh,
+                                  const float *h, const float *mean, const float *invstd,
+                                  const float *scale, const float *beta, float *dh,
                                   float *grad_gamma, float *grad_beta, float *grad_Wh,
                                   float *grad_bh, float *work, long threads) {
     const long per_part = (2 + O) * N + O;
+    const folded_bn bn = {mean, invstd, scale, beta};
     float *cg = work + threads * per_part, *cx = cg + N;  /* grad_beta / M, grad_gamma / M */
 #pragma omp parallel num_threads((int)threads)
     {
@@ -320,8 +378,7 @@ void dp_fit_bn_relu_head_backward(long M, long N, long O, const float *gout, con
             part_rows(M, part, threads, &r0, &r1);
             memset(sb, 0, sizeof(float) * per_part);
             for (long i = r0; i < r1; i++)
-                head_sums(N, O, gout + i * O, Wh, y + i * N, h + i * N, mean, invstd, sb, sg,
-                          gw, gb);
+                head_sums(N, O, gout + i * O, Wh, h + i * N, bn, sb, sg, gw, gb);
         }
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -337,8 +394,7 @@ void dp_fit_bn_relu_head_backward(long M, long N, long O, const float *gout, con
             long r0, r1;
             part_rows(M, part, threads, &r0, &r1);
             for (long i = r0; i < r1; i++)
-                bn_input_grad(N, O, gout + i * O, Wh, y + i * N, h + i * N, mean, invstd, scale,
-                              cg, cx, dh + i * N);
+                bn_input_grad(N, O, gout + i * O, Wh, h + i * N, bn, cg, cx, dh + i * N);
         }
     }
 }
@@ -427,4 +483,90 @@ void dp_fit_input_block_backward(long M, long K, long N, const float *G, const f
             grad_beta[j] = S[d];
         }
     }
+}
+
+/* pieces of one workspace, each 64-byte aligned: take(&c, bytes) is the next piece; with
+ * a NULL base it only counts them, for the workspace's size */
+typedef struct {
+    char *base;
+    size_t used;
+} carver;
+
+static void *take(carver *c, size_t bytes) {
+    void *p = c->base ? c->base + c->used : NULL;
+    c->used += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+/* what dp_fit_seed_mse keeps in its workspace (each kernel's own scratch as it documents) */
+typedef struct {
+    float *z, *invstd1, *scale1, *wc, *Ft, *lin_scratch, *h2, *invstd2, *scale2, *gout,
+        *head_work, *block_scratch;
+    double *stats_work, *colwork, *fwd_work;
+} seed_layout;
+
+static size_t seed_layout_of(void *base, long M, long d, long N1, long N2, long O, long threads,
+                             seed_layout *L) {
+    carver c = {(char *)base, 0};
+    const long D = d + 1, P1 = ceil_to(N1, NR), P2 = ceil_to(N2, NR);
+    const size_t f = sizeof(float), dbl = sizeof(double);
+    L->z = take(&c, f * M * D);
+    L->invstd1 = take(&c, f * N1);
+    L->scale1 = take(&c, f * N1);
+    L->wc = take(&c, f * N1 * d);
+    L->Ft = take(&c, f * D * N1);
+    L->stats_work = take(&c, dbl * (d + d * d));
+    L->colwork = take(&c, dbl * threads * 2 * P2);
+    L->lin_scratch = take(&c, f * (P2 * N1 + threads * (MC * N1 + MR * NR)));
+    L->h2 = take(&c, f * M * N2);
+    L->invstd2 = take(&c, f * N2);
+    L->scale2 = take(&c, f * N2);
+    L->gout = take(&c, f * M * O);
+    L->fwd_work = take(&c, dbl * threads * (1 + (N2 + 1) / 2));
+    L->head_work = take(&c, f * (threads * ((2 + O) * N2 + O) + 2 * N2));
+    L->block_scratch = take(&c, f * (P1 * N2 + threads * (MC * N2 + MR * NR + D * P1)));
+    return c.used;
+}
+
+/* the bytes of dp_fit_seed_mse's workspace */
+long dp_fit_seed_mse_work(long M, long d, long N1, long N2, long O, long threads) {
+    seed_layout L;
+    return (long)seed_layout_of(NULL, M, d, N1, N2, O, threads, &L);
+}
+
+/* One fitting step of the seed's network (Linear BatchNorm ReLU, Linear BatchNorm ReLU,
+ * Linear head; widths N1, N2, O; batch statistics) under the mean squared error against
+ * target [M, O], for data x [M, d], in one call: the kernels above in turn, forward and
+ * back, without returning to the caller in between. params and grads: the network's
+ * parameters and their gradients in the module's order (W1, b1, gamma1, beta1, W2, b2,
+ * gamma2, beta2, Wh, bh); every gradient is written except W2's, which the caller takes as
+ * dh2^T y1 from the y1 [M, N1] and dh2 [M, N2] left here; b1's and b2's are zeros (each
+ * BatchNorm cancels its bias). stats [2 N1 + 2 N2]: each BatchNorm's batch mean and biased
+ * variance, for the running statistics. work: dp_fit_seed_mse_work bytes. Returns the
+ * loss. */
+double dp_fit_seed_mse(long M, long d, long N1, long N2, long O, const float *x,
+                       const float *target, const float *const *params, float *const *grads,
+                       float *stats, float *y1, float *dh2, void *work, double eps1, double eps2,
+                       long threads) {
+    enum { W1, B1, G1, BETA1, W2, B2, G2, BETA2, WH, BH };
+    seed_layout L;
+    seed_layout_of(work, M, d, N1, N2, O, threads, &L);
+    float *mean1 = stats, *var1 = mean1 + N1, *mean2 = var1 + N1, *var2 = mean2 + N2;
+    dp_fit_input_block(M, d, N1, x, params[W1], params[B1], params[G1], params[BETA1], eps1, L.z,
+                       y1, mean1, var1, L.invstd1, L.scale1, L.wc, L.Ft, L.stats_work, threads);
+    dp_fit_linear(M, N1, N2, y1, params[W2], params[B2], L.h2, mean2, var2, L.colwork,
+                  L.lin_scratch, threads);
+    const double loss = dp_fit_bn_relu_head(M, N2, O, L.h2, mean2, var2, params[G2],
+                                            params[BETA2], eps2, params[WH], params[BH],
+                                            L.invstd2, L.scale2, NULL, target, L.gout,
+                                            L.fwd_work, threads);
+    dp_fit_bn_relu_head_backward(M, N2, O, L.gout, params[WH], L.h2, mean2, L.invstd2,
+                                 L.scale2, params[BETA2], dh2, grads[G2], grads[BETA2],
+                                 grads[WH], grads[BH], L.head_work, threads);
+    dp_fit_input_block_backward(M, N2, N1, dh2, params[W2], y1, L.z, d + 1, params[W1],
+                                L.invstd1, L.scale1, L.wc, grads[W1], grads[G1], grads[BETA1],
+                                L.block_scratch, threads);
+    memset(grads[B1], 0, sizeof(float) * N1);
+    memset(grads[B2], 0, sizeof(float) * N2);
+    return loss;
 }

@@ -11,9 +11,10 @@ the masked gradient, and the same around the second BatchNorm and the head. Here
 - forward: y1 = relu(z F^T) in one pass that writes y1 (z = [x - mean(x), 1], F the
   folded first layer, as in `input_batchnorm`); the second layer's product h2 = y1 W2^T +
   b2, with h2's column statistics summed as its tiles are stored; then y2 = relu of the
-  second BatchNorm of h2 and the head's output in one pass;
+  second BatchNorm of h2 and the head's output in one pass, y2 kept a row at a time
+  (going back it is recomputed from h2, cheaper than reading it back);
 - backward: from the head's output gradient, the second BatchNorm's and the head's
-  gradients in two passes over h2 and y2, writing only dh2; the second layer's weight
+  gradients in two passes over h2, writing only dh2; the second layer's weight
   gradient dh2^T y1 (torch's matmul); and of the second layer's input gradient dh2 W2
   only what the first block needs, z^T ((dh2 W2) * (y1 > 0)) [in + 1, width], reduced
   tile by tile in registers, so the [batch, width] input gradient is never written.
@@ -23,6 +24,11 @@ which on this 2-core CPU beats torch's matmul on these shapes; the third product
 weight gradient, stays torch's, which is faster for its long inner dimension. Biases just
 before a BatchNorm get exact zero gradients (the BatchNorm cancels them).
 
+While fitting, `mse_step` runs the whole step of the seed's network, forward, the mean
+squared error and back, in one native call (dp_fit_seed_mse) and the weight gradient's
+product, without autograd: each return from native code to Python costs a step about
+0.05-0.1 ms on this CPU, the interpreter's cache lines evicted by the products.
+
 The results are the layer-by-layer path's (float32 rounding aside, test_input_batchnorm.py).
 The kernels run where the native library builds (native_build.unavailable() is None) and
 the layers are float32 on the CPU; elsewhere, and when `ENABLED` is False, `input_batchnorm`
@@ -30,6 +36,8 @@ does the first block in torch ops and the other layers run one by one.
 """
 
 from __future__ import annotations
+
+import ctypes
 
 import torch
 from torch import nn
@@ -122,13 +130,14 @@ def _seed_forward(x, w1, b1, g1, beta1, eps1: float, w2, b2, g2, beta2, eps2: fl
     threads = torch.get_num_threads()
     z, y1, mean1, var1, *folding = _first_block(x, w1, b1, g1, beta1, eps1, threads)
     h2, mean2, var2 = _linear(y1, w2, b2, threads, stats=True)
-    invstd2 = torch.rsqrt(var2 + eps2)
-    scale2 = g2 * invstd2
     (n, width2), heads = h2.shape, wh.shape[0]
-    y2, out = x.new_empty((n, width2)), x.new_empty((n, heads))
+    invstd2, scale2 = x.new_empty((2, width2))
+    out = x.new_empty((n, heads))
+    work = torch.empty(threads * (1 + (width2 + 1) // 2), dtype=torch.float64)
     native_build.library().dp_fit_bn_relu_head(
-        n, width2, heads, *map(_ptr, (h2, mean2, scale2, beta2, wh, bh, y2, out)), threads)
-    saved = (z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding)
+        n, width2, heads, *map(_ptr, (h2, mean2, var2, g2, beta2)), eps2,
+        *map(_ptr, (wh, bh, invstd2, scale2, out)), None, None, _ptr(work), threads)
+    saved = (z, y1, h2, w1, w2, wh, mean2, invstd2, scale2, beta2, *folding)
     return out, (mean1, var1, mean2, var2), saved
 
 
@@ -136,7 +145,7 @@ def _seed_backward(saved, gout):
     """From the gradient gout [n, O] at the network's output (contiguous), the gradients of
     (w1, b1, gamma1, beta1, w2, b2, gamma2, beta2, wh, bh); both biases before a BatchNorm
     get exact zeros."""
-    z, y1, h2, y2, w1, w2, wh, mean2, invstd2, scale2, *folding = saved
+    z, y1, h2, w1, w2, wh, mean2, invstd2, scale2, beta2, *folding = saved
     threads = torch.get_num_threads()
     (n, width2), heads = h2.shape, wh.shape[0]
     dh2, grad_wh = torch.empty_like(h2), torch.empty_like(wh)
@@ -144,7 +153,7 @@ def _seed_backward(saved, gout):
         gout.new_empty(heads),)
     work = gout.new_empty(threads * ((2 + heads) * width2 + heads) + 2 * width2)
     native_build.library().dp_fit_bn_relu_head_backward(
-        n, width2, heads, *map(_ptr, (gout, wh, y2, h2, mean2, invstd2, scale2, dh2,
+        n, width2, heads, *map(_ptr, (gout, wh, h2, mean2, invstd2, scale2, beta2, dh2,
                                       grad_g2, grad_beta2, grad_wh, grad_bh, work)),
         threads)
     grad_w1, grad_g1, grad_beta1 = _first_block_backward(dh2, w2, y1, z, w1, *folding, threads)
@@ -240,23 +249,32 @@ def takes_mse_step(layers: nn.Sequential, x: torch.Tensor) -> bool:
 def mse_step(layers: nn.Sequential, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The mean squared error of the seed-form network on x against target [n, O], in
     training mode, and its gradients: what `loss = mean((layers(x) - target)^2)` then
-    `loss.backward()` give after `zero_grad(set_to_none=True)`, without autograd's graph.
-    Sets every parameter's .grad (replacing it), updates both BatchNorms' running
-    statistics and returns the loss (0-dim, no graph). `takes_mse_step` must hold."""
-    if target.shape != (x.shape[0], layers[6].out_features):
-        raise ValueError(f"target of shape {tuple(target.shape)} for {x.shape[0]} rows of "
-                         f"{layers[6].out_features} outputs")
-    inputs = _seed_inputs(layers)
-    with torch.no_grad():
-        out, stats, saved = _seed_forward(x.contiguous(), *inputs)
-        diff = out.sub_(target)
-        loss = diff.square().mean()
-        grads = _seed_backward(saved, diff.mul_(2.0 / diff.numel()))
-    params = [p for p in inputs if isinstance(p, torch.Tensor)]
+    `loss.backward()` give after `zero_grad(set_to_none=True)` (the same gradients; the
+    loss summed in double), in one native call (dp_fit_seed_mse) and the weight gradient's
+    product, without autograd's graph. Sets every parameter's .grad (replacing it),
+    updates both BatchNorms' running statistics and returns the loss (0-dim, no graph).
+    `takes_mse_step` must hold."""
+    lin1, norm1, _, lin2, norm2, _, head = layers
+    (n, d), width1, width2, heads = x.shape, lin1.out_features, lin2.out_features, head.out_features
+    if target.shape != (n, heads):
+        raise ValueError(f"target of shape {tuple(target.shape)} for {n} rows of {heads} outputs")
+    x, target = x.contiguous(), target.to(x.dtype).contiguous()
+    params = list(layers.parameters())
+    grads = [torch.empty_like(p) for p in params]
+    stats, y1, dh2 = x.new_empty(2 * (width1 + width2)), x.new_empty((n, width1)), x.new_empty(
+        (n, width2))
+    threads, lib = torch.get_num_threads(), native_build.library()
+    work = torch.empty(lib.dp_fit_seed_mse_work(n, d, width1, width2, heads, threads),
+                       dtype=torch.uint8)
+    pointers = lambda ts: (ctypes.c_void_p * len(ts))(*map(_ptr, ts))  # noqa: E731
+    loss = lib.dp_fit_seed_mse(n, d, width1, width2, heads, _ptr(x), _ptr(target),
+                               pointers(params), pointers(grads),
+                               *map(_ptr, (stats, y1, dh2, work)), norm1.eps, norm2.eps, threads)
+    torch.mm(dh2.t(), y1, out=grads[4])  # W2's gradient
     for param, grad in zip(params, grads, strict=True):
         param.grad = grad
-    _update_running_stats(layers, stats, x.shape[0])
-    return loss
+    _update_running_stats(layers, stats.split([width1, width1, width2, width2]), n)
+    return torch.tensor(loss, dtype=x.dtype)
 
 
 def input_block_linear(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
