@@ -252,3 +252,17 @@ def test_the_mse_step_refuses_a_target_of_another_shape():
     x, t = data(20)
     with pytest.raises(ValueError, match="target of shape"):
         native_fit.mse_step(net, x, t[:, :2])
+
+
+@needs_kernel
+@pytest.mark.parametrize("momentum", [0.1, 0.7])  # both of lerp's forms
+def test_native_running_statistics_follow_batchnorm_for_any_momentum(momentum):
+    fast, ref = twins((32, 16))
+    for net in (fast, ref):
+        net[1].momentum = net[4].momentum = momentum
+    x, t = data(50)
+    for _ in range(3):
+        native_fit.mse_step(fast, x, t)
+        layer_by_layer(ref, x)
+    for (name, b), c in zip(fast.named_buffers(), ref.buffers(), strict=True):
+        torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-6, msg=name)

@@ -15,6 +15,7 @@
  *                       input gradient G W, without writing that [M, N] gradient: each
  *                       6 x 16 tile of G W is masked and reduced in registers, straight
  *                       after the micro-kernel.
+ *   dp_fit_running_stats: a BatchNorm's running statistics from its batch's.
  *   dp_fit_seed_mse:    a whole step of the seed's network under the mean squared error,
  *                       the kernels above in turn in one call (dp_fit_seed_mse_work: the
  *                       bytes of its workspace).
@@ -485,6 +486,26 @@ void dp_fit_input_block_backward(long M, long K, long N, const float *G, const f
     }
 }
 
+/* BatchNorm's update of its running statistics (training, with a momentum) from a batch of M
+ * rows with mean and biased variance var [N]: running = lerp(running, batch, momentum), the
+ * variance made unbiased (times M / (M - 1)) first, each in float as torch's lerp rounds it
+ * (one fused multiply-add below a weight of 0.5); batches (the int64 count) goes up by one */
+void dp_fit_running_stats(long N, long M, const float *mean, const float *var, double momentum,
+                          float *running_mean, float *running_var, long long *batches) {
+    const float w = (float)momentum, unbias = (float)((double)M / (double)(M - 1));
+    for (long j = 0; j < N; j++) {
+        const float v = var[j] * unbias;
+        if (fabsf(w) < 0.5f) {
+            running_mean[j] = fmaf(w, mean[j] - running_mean[j], running_mean[j]);
+            running_var[j] = fmaf(w, v - running_var[j], running_var[j]);
+        } else {
+            running_mean[j] = mean[j] - (mean[j] - running_mean[j]) * (1.0f - w);
+            running_var[j] = v - (v - running_var[j]) * (1.0f - w);
+        }
+    }
+    *batches += 1;
+}
+
 /* pieces of one workspace, each 64-byte aligned: take(&c, bytes) is the next piece; with
  * a NULL base it only counts them, for the workspace's size */
 typedef struct {
@@ -500,7 +521,7 @@ static void *take(carver *c, size_t bytes) {
 
 /* what dp_fit_seed_mse keeps in its workspace (each kernel's own scratch as it documents) */
 typedef struct {
-    float *z, *invstd1, *scale1, *wc, *Ft, *lin_scratch, *h2, *invstd2, *scale2, *gout,
+    float *stats, *z, *invstd1, *scale1, *wc, *Ft, *lin_scratch, *h2, *invstd2, *scale2, *gout,
         *head_work, *block_scratch;
     double *stats_work, *colwork, *fwd_work;
 } seed_layout;
@@ -510,6 +531,7 @@ static size_t seed_layout_of(void *base, long M, long d, long N1, long N2, long 
     carver c = {(char *)base, 0};
     const long D = d + 1, P1 = ceil_to(N1, NR), P2 = ceil_to(N2, NR);
     const size_t f = sizeof(float), dbl = sizeof(double);
+    L->stats = take(&c, f * 2 * (N1 + N2));
     L->z = take(&c, f * M * D);
     L->invstd1 = take(&c, f * N1);
     L->scale1 = take(&c, f * N1);
@@ -541,17 +563,18 @@ long dp_fit_seed_mse_work(long M, long d, long N1, long N2, long O, long threads
  * parameters and their gradients in the module's order (W1, b1, gamma1, beta1, W2, b2,
  * gamma2, beta2, Wh, bh); every gradient is written except W2's, which the caller takes as
  * dh2^T y1 from the y1 [M, N1] and dh2 [M, N2] left here; b1's and b2's are zeros (each
- * BatchNorm cancels its bias). stats [2 N1 + 2 N2]: each BatchNorm's batch mean and biased
- * variance, for the running statistics. work: dp_fit_seed_mse_work bytes. Returns the
- * loss. */
+ * BatchNorm cancels its bias). buffers: the BatchNorms' buffers in the module's order
+ * (running mean, running variance, int64 batch count; twice), updated as
+ * dp_fit_running_stats does with momentum1 and momentum2. work: dp_fit_seed_mse_work bytes.
+ * Returns the loss. */
 double dp_fit_seed_mse(long M, long d, long N1, long N2, long O, const float *x,
                        const float *target, const float *const *params, float *const *grads,
-                       float *stats, float *y1, float *dh2, void *work, double eps1, double eps2,
-                       long threads) {
+                       void *const *buffers, float *y1, float *dh2, void *work, double eps1,
+                       double eps2, double momentum1, double momentum2, long threads) {
     enum { W1, B1, G1, BETA1, W2, B2, G2, BETA2, WH, BH };
     seed_layout L;
     seed_layout_of(work, M, d, N1, N2, O, threads, &L);
-    float *mean1 = stats, *var1 = mean1 + N1, *mean2 = var1 + N1, *var2 = mean2 + N2;
+    float *mean1 = L.stats, *var1 = mean1 + N1, *mean2 = var1 + N1, *var2 = mean2 + N2;
     dp_fit_input_block(M, d, N1, x, params[W1], params[B1], params[G1], params[BETA1], eps1, L.z,
                        y1, mean1, var1, L.invstd1, L.scale1, L.wc, L.Ft, L.stats_work, threads);
     dp_fit_linear(M, N1, N2, y1, params[W2], params[B2], L.h2, mean2, var2, L.colwork,
@@ -568,5 +591,7 @@ double dp_fit_seed_mse(long M, long d, long N1, long N2, long O, const float *x,
                                 L.block_scratch, threads);
     memset(grads[B1], 0, sizeof(float) * N1);
     memset(grads[B2], 0, sizeof(float) * N2);
+    dp_fit_running_stats(N1, M, mean1, var1, momentum1, buffers[0], buffers[1], buffers[2]);
+    dp_fit_running_stats(N2, M, mean2, var2, momentum2, buffers[3], buffers[4], buffers[5]);
     return loss;
 }

@@ -208,13 +208,16 @@ def _plain(params) -> bool:
 
 def is_seed_network(layers: nn.Sequential) -> bool:
     """Whether `layers` is, whole, the seed's form: after the first block and a Linear, a
-    BatchNorm (as the first's), a ReLU and a Linear head (`applies` must hold as well)."""
+    BatchNorm (as the first's), a ReLU and a Linear head (`applies` must hold as well), and
+    both BatchNorms' running statistics are plain float32 (the kernels update them)."""
     if len(layers) != 7:
         return False
     norm, act, head = layers[4], layers[5], layers[6]
     return (input_batchnorm.trains_on_batch_stats(norm) and type(act) is nn.ReLU
             and type(head) is nn.Linear and head.bias is not None
-            and _plain([*norm.parameters(), *head.parameters()]))
+            and _plain([*norm.parameters(), *head.parameters()])
+            and _plain([n.running_mean for n in (layers[1], norm)]
+                       + [n.running_var for n in (layers[1], norm)]))
 
 
 def _seed_inputs(layers: nn.Sequential) -> tuple:
@@ -225,9 +228,13 @@ def _seed_inputs(layers: nn.Sequential) -> tuple:
 
 
 def _update_running_stats(layers: nn.Sequential, stats, n: int) -> None:
-    mean1, var1, mean2, var2 = stats
-    input_batchnorm.update_running_stats(layers[1], mean1, var1, n)
-    input_batchnorm.update_running_stats(layers[4], mean2, var2, n)
+    """Both BatchNorms' running statistics from their batch means and biased variances, as
+    `input_batchnorm.update_running_stats` and by the same code as `mse_step`."""
+    lib = native_build.library()
+    for norm, mean, var in ((layers[1], *stats[:2]), (layers[4], *stats[2:])):
+        lib.dp_fit_running_stats(mean.numel(), n, _ptr(mean), _ptr(var), norm.momentum,
+                                 *map(_ptr, (norm.running_mean, norm.running_var,
+                                             norm.num_batches_tracked)))
 
 
 def seed_network(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -252,7 +259,8 @@ def mse_step(layers: nn.Sequential, x: torch.Tensor, target: torch.Tensor) -> to
     `loss.backward()` give after `zero_grad(set_to_none=True)` (the same gradients; the
     loss summed in double), in one native call (dp_fit_seed_mse) and the weight gradient's
     product, without autograd's graph. Sets every parameter's .grad (replacing it),
-    updates both BatchNorms' running statistics and returns the loss (0-dim, no graph).
+    updates both BatchNorms' running statistics (as `seed_network`, by the same code) and
+    returns the loss (0-dim, no graph).
     `takes_mse_step` must hold."""
     lin1, norm1, _, lin2, norm2, _, head = layers
     (n, d), width1, width2, heads = x.shape, lin1.out_features, lin2.out_features, head.out_features
@@ -261,19 +269,19 @@ def mse_step(layers: nn.Sequential, x: torch.Tensor, target: torch.Tensor) -> to
     x, target = x.contiguous(), target.to(x.dtype).contiguous()
     params = list(layers.parameters())
     grads = [torch.empty_like(p) for p in params]
-    stats, y1, dh2 = x.new_empty(2 * (width1 + width2)), x.new_empty((n, width1)), x.new_empty(
-        (n, width2))
+    buffers = list(layers.buffers())  # each BatchNorm's running mean, variance and count
+    y1, dh2 = x.new_empty((n, width1)), x.new_empty((n, width2))
     threads, lib = torch.get_num_threads(), native_build.library()
     work = torch.empty(lib.dp_fit_seed_mse_work(n, d, width1, width2, heads, threads),
                        dtype=torch.uint8)
     pointers = lambda ts: (ctypes.c_void_p * len(ts))(*map(_ptr, ts))  # noqa: E731
     loss = lib.dp_fit_seed_mse(n, d, width1, width2, heads, _ptr(x), _ptr(target),
-                               pointers(params), pointers(grads),
-                               *map(_ptr, (stats, y1, dh2, work)), norm1.eps, norm2.eps, threads)
+                               pointers(params), pointers(grads), pointers(buffers),
+                               *map(_ptr, (y1, dh2, work)), norm1.eps, norm2.eps,
+                               norm1.momentum, norm2.momentum, threads)
     torch.mm(dh2.t(), y1, out=grads[4])  # W2's gradient
     for param, grad in zip(params, grads, strict=True):
         param.grad = grad
-    _update_running_stats(layers, stats.split([width1, width1, width2, width2]), n)
     return torch.tensor(loss, dtype=x.dtype)
 
 
