@@ -20,6 +20,7 @@ SHAPES = [  # hidden widths, rows, inputs, outputs
     ((512, 256), 2000, 4, 3),  # the seed's dynamics network and batch (Pendulum)
     ((512, 256), 2000, 4, 1),  # the seed's reward network
     ((200, 37), 37, 4, 3),  # widths off the 16-column panels, a partial 6-row block
+    ((37, 21), 29, 4, 2),  # widths off the 8-column vectors too
     ((64, 16, 8), 13, 4, 3),  # a third hidden layer: the first block and Linear only
     ((40, 24), 50, 23, 17),  # HalfCheetah's 17 + 6 inputs and 17 outputs
     ((24, 40), 7, 4, 2),  # a batch of a few rows

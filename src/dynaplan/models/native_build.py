@@ -115,7 +115,7 @@ def _load() -> ctypes.CDLL:
     lib.dp_rollout.restype = ctypes.c_int
     lib.dp_rollout.argtypes = [long] * 4 + [ptr] * 5 + [long, ptr, ptr, ptr] + [long] * 3
     lib.dp_fit_input_block.restype = None
-    lib.dp_fit_input_block.argtypes = [long] * 3 + [ptr] * 5 + [ctypes.c_double] + [ptr] * 9 + [
+    lib.dp_fit_input_block.argtypes = [long] * 3 + [ptr] * 5 + [ctypes.c_double] + [ptr] * 10 + [
         long]
     lib.dp_fit_linear.restype = None
     lib.dp_fit_linear.argtypes = [long] * 3 + [ptr] * 8 + [long]

@@ -62,16 +62,18 @@ def _ptr(t: torch.Tensor) -> int:
 
 
 def _first_block(x, w1, b1, gamma, beta, eps: float, threads: int):
-    """The first block going forward: (z, y, mean, var, invstd, scale, wc) (native_fit.c)."""
+    """The first block going forward: (z, y, mask, mean, var, invstd, scale, wc), mask the
+    bits of y > 0 (native_fit.c)."""
     (n, d), width = x.shape, w1.shape[0]
     z, y = x.new_empty((n, d + 1)), x.new_empty((n, width))
+    mask = torch.empty((n, (width + 7) // 8), dtype=torch.uint8)
     mean, var, invstd, scale = x.new_empty((4, width))
     wc, folded_t = x.new_empty((width, d)), x.new_empty((d + 1, width))
     work = torch.empty(d + d * d, dtype=torch.float64)
     native_build.library().dp_fit_input_block(
         n, d, width, *map(_ptr, (x, w1, b1, gamma, beta)), eps,
-        *map(_ptr, (z, y, mean, var, invstd, scale, wc, folded_t, work)), threads)
-    return z, y, mean, var, invstd, scale, wc
+        *map(_ptr, (z, y, mask, mean, var, invstd, scale, wc, folded_t, work)), threads)
+    return z, y, mask, mean, var, invstd, scale, wc
 
 
 def _linear(a, w, b, threads: int, stats: bool = False):
@@ -87,14 +89,14 @@ def _linear(a, w, b, threads: int, stats: bool = False):
     return (h, mean, var) if stats else h
 
 
-def _first_block_backward(g, w2, y, z, w1, invstd, scale, wc, threads: int):
+def _first_block_backward(g, w2, mask, z, w1, invstd, scale, wc, threads: int):
     """(grad w1, grad gamma, grad beta) from g, the gradient at the Linear after the block."""
-    n, out, width, d = g.shape[0], g.shape[1], y.shape[1], z.shape[1]
+    n, out, width, d = g.shape[0], g.shape[1], w1.shape[0], z.shape[1]
     grad_w1, (grad_gamma, grad_beta) = torch.empty_like(w1), g.new_empty((2, width))
     scratch = g.new_empty(_ceil(width, NR) * out
                           + threads * (MC * out + MR * NR + d * _ceil(width, NR)))
     native_build.library().dp_fit_input_block_backward(
-        n, out, width, _ptr(g), _ptr(w2), _ptr(y), _ptr(z), d,
+        n, out, width, _ptr(g), _ptr(w2), _ptr(mask), _ptr(z), d,
         *map(_ptr, (w1, invstd, scale, wc, grad_w1, grad_gamma, grad_beta, scratch)), threads)
     return grad_w1, grad_gamma, grad_beta
 
@@ -106,18 +108,18 @@ class _InputBlockLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w1, b1, gamma, beta, eps: float, w2, b2):
         threads = torch.get_num_threads()
-        z, y, mean, var, *folding = _first_block(x, w1, b1, gamma, beta, eps, threads)
+        z, y, mask, mean, var, *folding = _first_block(x, w1, b1, gamma, beta, eps, threads)
         h = _linear(y, w2, b2, threads)
-        ctx.save_for_backward(y, z, w1, w2, *folding)
+        ctx.save_for_backward(y, mask, z, w1, w2, *folding)
         ctx.mark_non_differentiable(mean, var)
         return h, mean, var
 
     @staticmethod
     def backward(ctx, grad_h, _grad_mean, _grad_var):
-        y, z, w1, w2, *folding = ctx.saved_tensors
+        y, mask, z, w1, w2, *folding = ctx.saved_tensors
         g = grad_h.contiguous()
         grad_w1, grad_gamma, grad_beta = _first_block_backward(
-            g, w2, y, z, w1, *folding, torch.get_num_threads())
+            g, w2, mask, z, w1, *folding, torch.get_num_threads())
         grad_b1 = torch.zeros_like(grad_beta) if ctx.needs_input_grad[2] else None
         grad_w2 = torch.mm(g.t(), y) if ctx.needs_input_grad[6] else None
         grad_b2 = g.sum(0) if ctx.needs_input_grad[7] else None
@@ -128,7 +130,7 @@ def _seed_forward(x, w1, b1, g1, beta1, eps1: float, w2, b2, g2, beta2, eps2: fl
     """The seed's whole network going forward with batch statistics: (out [n, O], (each
     BatchNorm's batch mean and biased variance), what `_seed_backward` needs)."""
     threads = torch.get_num_threads()
-    z, y1, mean1, var1, *folding = _first_block(x, w1, b1, g1, beta1, eps1, threads)
+    z, y1, mask1, mean1, var1, *folding = _first_block(x, w1, b1, g1, beta1, eps1, threads)
     h2, mean2, var2 = _linear(y1, w2, b2, threads, stats=True)
     (n, width2), heads = h2.shape, wh.shape[0]
     invstd2, scale2 = x.new_empty((2, width2))
@@ -137,7 +139,7 @@ def _seed_forward(x, w1, b1, g1, beta1, eps1: float, w2, b2, g2, beta2, eps2: fl
     native_build.library().dp_fit_bn_relu_head(
         n, width2, heads, *map(_ptr, (h2, mean2, var2, g2, beta2)), eps2,
         *map(_ptr, (wh, bh, invstd2, scale2, out)), None, None, _ptr(work), threads)
-    saved = (z, y1, h2, w1, w2, wh, mean2, invstd2, scale2, beta2, *folding)
+    saved = (z, y1, mask1, h2, w1, w2, wh, mean2, invstd2, scale2, beta2, *folding)
     return out, (mean1, var1, mean2, var2), saved
 
 
@@ -145,7 +147,7 @@ def _seed_backward(saved, gout):
     """From the gradient gout [n, O] at the network's output (contiguous), the gradients of
     (w1, b1, gamma1, beta1, w2, b2, gamma2, beta2, wh, bh); both biases before a BatchNorm
     get exact zeros."""
-    z, y1, h2, w1, w2, wh, mean2, invstd2, scale2, beta2, *folding = saved
+    z, y1, mask1, h2, w1, w2, wh, mean2, invstd2, scale2, beta2, *folding = saved
     threads = torch.get_num_threads()
     (n, width2), heads = h2.shape, wh.shape[0]
     dh2, grad_wh = torch.empty_like(h2), torch.empty_like(wh)
@@ -156,7 +158,8 @@ def _seed_backward(saved, gout):
         n, width2, heads, *map(_ptr, (gout, wh, h2, mean2, invstd2, scale2, beta2, dh2,
                                       grad_g2, grad_beta2, grad_wh, grad_bh, work)),
         threads)
-    grad_w1, grad_g1, grad_beta1 = _first_block_backward(dh2, w2, y1, z, w1, *folding, threads)
+    grad_w1, grad_g1, grad_beta1 = _first_block_backward(dh2, w2, mask1, z, w1, *folding,
+                                                         threads)
     grad_w2 = torch.mm(dh2.t(), y1)
     zero_b1, zero_b2 = torch.zeros_like(grad_beta1), torch.zeros_like(grad_beta2)
     return (grad_w1, zero_b1, grad_g1, grad_beta1, grad_w2, zero_b2, grad_g2, grad_beta2,
