@@ -1,9 +1,11 @@
-"""Fits of the seed's two networks three ways, interleaved fit by fit in one process, on
+"""Fits of the seed's two networks four ways, interleaved fit by fit in one process, on
 `dynaplan bench`'s fitting setting (20,000 random Pendulum transitions, 80% train, batches
 of 2,000):
 
-- native: the first block and the second layer in native code (`models/native_fit.py`),
-  what `dynaplan` runs where the native library builds;
+- native: each step one native call and the weight gradient's product, without autograd
+  (`native_fit.mse_step`), what `dynaplan` runs where the native library builds;
+- native via autograd: the same kernels called from an autograd Function, the loss and its
+  backward pass in torch (what a step took before `mse_step`);
 - torch block: the first block (Linear, BatchNorm, ReLU) in one pass of torch ops
   (`models/input_batchnorm.py`), what it runs without a C compiler;
 - layer by layer: every layer its own torch module, as before both.
@@ -36,7 +38,7 @@ def main() -> None:
     keep_freed_memory()  # as the command line does
     buf = random_data(20_000)
     split = buf.split(0.2, np.random.default_rng(0))
-    modes = ("native", "torch block", "layer by layer")
+    modes = ("native", "native via autograd", "torch block", "layer by layer")
     fitters, gens = {}, {}
     for mode in modes:
         dyn, rew = fitted_models(buf, SEED_NET)
@@ -52,22 +54,25 @@ def main() -> None:
     for r in range(args.rounds + 1):  # round 0 warms up
         for mode, fitter in fitters.items():
             on = input_batchnorm.applies if mode != "layer by layer" else (lambda *a: False)
+            step = native_fit.takes_mse_step if mode == "native" else (lambda *a: False)
             with mock.patch.object(input_batchnorm, "applies", on), \
-                    mock.patch.object(native_fit, "ENABLED", mode == "native"):
+                    mock.patch.object(native_fit, "ENABLED", mode.startswith("native")), \
+                    mock.patch.object(native_fit, "takes_mse_step", step):
                 seconds = fitter.fit(buf, split, gens[mode]).seconds / args.epochs
             if r:
                 times[mode].append(seconds)
         if r:
             print(f"{r} | " + " | ".join(f"{times[m][-1]:.4f}" for m in modes))
     med = {m: statistics.median(times[m]) for m in modes}
-    print("medians: " + ", ".join(f"{m} {med[m]:.4f}" for m in modes) + " s/epoch; "
-          f"layer by layer / native = {med['layer by layer'] / med['native']:.3f}, "
-          f"layer by layer / torch block = {med['layer by layer'] / med['torch block']:.3f}")
+    print("medians: " + ", ".join(f"{m} {med[m]:.4f}" for m in modes) + " s/epoch")
+    print("layer by layer / each: " + ", ".join(
+        f"{m} {med['layer by layer'] / med[m]:.3f}" for m in modes[:3])
+        + f"; native via autograd / native = {med['native via autograd'] / med['native']:.3f}")
     valid = torch.as_tensor(np.concatenate([buf.obs, buf.action], 1)[split.valid])
     with torch.no_grad():
         pred = {m: fitters[m].dynamics.predict(valid) for m in modes}
     ref = pred["layer by layer"]
-    for m in modes[:2]:
+    for m in modes[:3]:
         print(f"after {args.rounds + 1} fits of {args.epochs} epochs, {m}: dynamics predictions "
               f"differ from layer by layer's by at most {(pred[m] - ref).abs().max():.2e} "
               f"(scale {ref.abs().max():.2f})")
