@@ -127,11 +127,11 @@ def _load() -> ctypes.CDLL:
     lib.dp_fit_input_block_backward.restype = None
     lib.dp_fit_input_block_backward.argtypes = [long] * 3 + [ptr] * 4 + [long] + [ptr] * 8 + [
         long]
+    lib.dp_fit_running_stats.restype = None
+    lib.dp_fit_running_stats.argtypes = [long] * 2 + [ptr] * 2 + [ctypes.c_double] + [ptr] * 3
     lib.dp_fit_seed_mse_work.restype = long
     lib.dp_fit_seed_mse_work.argtypes = [long] * 6
     lib.dp_fit_seed_mse.restype = ctypes.c_double
-    lib.dp_fit_running_stats.restype = None
-    lib.dp_fit_running_stats.argtypes = [long] * 2 + [ptr] * 2 + [ctypes.c_double] + [ptr] * 3
     lib.dp_fit_seed_mse.argtypes = [long] * 5 + [ptr] * 8 + [ctypes.c_double] * 4 + [long]
     return lib
 

@@ -263,8 +263,7 @@ def mse_step(layers: nn.Sequential, x: torch.Tensor, target: torch.Tensor) -> to
     loss summed in double), in one native call (dp_fit_seed_mse) and the weight gradient's
     product, without autograd's graph. Sets every parameter's .grad (replacing it),
     updates both BatchNorms' running statistics (as `seed_network`, by the same code) and
-    returns the loss (0-dim, no graph).
-    `takes_mse_step` must hold."""
+    returns the loss (0-dim, no graph). `takes_mse_step` must hold."""
     lin1, norm1, _, lin2, norm2, _, head = layers
     (n, d), width1, width2, heads = x.shape, lin1.out_features, lin2.out_features, head.out_features
     if target.shape != (n, heads):
