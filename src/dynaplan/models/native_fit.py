@@ -27,7 +27,7 @@ before a BatchNorm get exact zero gradients (the BatchNorm cancels them).
 While fitting, `mse_step` runs the whole step of the seed's network, forward, the mean
 squared error and back, in one native call (dp_fit_seed_mse) and the weight gradient's
 product, without autograd: each return from native code to Python costs a step about
-0.05-0.1 ms on this CPU (the first small ops after a product run 8-12x slower than alone,
+0.05-0.1 ms on this CPU (the first small ops after a product run 9-12x slower than alone,
 likely because the products evict the interpreter's cache lines).
 
 The results are the layer-by-layer path's (float32 rounding aside, test_input_batchnorm.py).
