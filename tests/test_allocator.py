@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dynaplan.allocator import keep_freed_memory
+from dynaplan.accel.allocator import keep_freed_memory
 
 # five 4 MB tensors made and freed, 20 times after 6 rounds of warm-up: the page faults of
 # those 20 rounds, and the free bytes the heap keeps after them (glibc's mallinfo2). With
@@ -15,7 +15,7 @@ from dynaplan.allocator import keep_freed_memory
 # others) and under 20 MB kept.
 FAULTS = """
 import ctypes, resource, sys, torch
-from dynaplan.allocator import keep_freed_memory
+from dynaplan.accel.allocator import keep_freed_memory
 print(keep_freed_memory() if sys.argv[1] == "set" else "-")
 def made_and_freed():
     tensors = [torch.ones(1024, 1024) for _ in range(5)]

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import TINY, TINY_NO_DEVICE
 
-from dynaplan.cli import main
+from dynaplan.app.cli import main
 
 
 def run_bad(args, capsys):

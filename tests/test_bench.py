@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dynaplan.cli import main
-from dynaplan.matmul_floor import MIN_PROBE_GFLOP, MatmulProbe, square_probe, time_interleaved
+from dynaplan.accel.fused import FusedMLPs
+from dynaplan.accel.native_rollout import unavailable as native_unavailable
+from dynaplan.app.cli import main
+from dynaplan.app.matmul_floor import MIN_PROBE_GFLOP, MatmulProbe, square_probe, time_interleaved
 from dynaplan.models import DynamicsModel, RewardModel
-from dynaplan.models.fused import FusedMLPs
-from dynaplan.models.native_rollout import unavailable as native_unavailable
 
 SEED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "seed_reference.py"
 
@@ -93,7 +93,7 @@ def test_bench_refuses_gpu_flags_off_a_gpu_and_unknown_settings(capsys):
 
 
 def test_ensemble_setting_counts_one_member_per_row():
-    from dynaplan.bench import SETTINGS, ensemble_dynamics, ensemble_gflop, random_data
+    from dynaplan.app.bench_setup import SETTINGS, ensemble_dynamics, ensemble_gflop, random_data
 
     d = SETTINGS[3]
     dyn = ensemble_dynamics(d, random_data(400), torch.device("cpu"))

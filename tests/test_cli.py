@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from dynaplan.cli import main
-from dynaplan.config import TrainConfig
+from dynaplan.app.cli import main
+from dynaplan.config import TrainConfig, to_flat
 from dynaplan.metrics import read_metrics
+from dynaplan.runs import load_run_config
 
 
 def read_rows(path, drop_timing=True):
@@ -37,7 +38,7 @@ def test_train_writes_the_run_folder(run_dir):
                  "plots/dynamics_loss.png", "plots/reward_loss.png",
                  "videos/iteration_0000.mp4", "videos/iteration_0001.mp4"):
         assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
-    config = json.loads((run_dir / "config.json").read_text())
+    config = to_flat(load_run_config(run_dir))
     assert config["seed"] == 5 and config["horizon"] == 3
     rows = read_rows(run_dir / "metrics.csv", drop_timing=False)
     assert [int(r["iteration"]) for r in rows] == [0, 1]
@@ -139,24 +140,33 @@ def test_config_file_sets_options_and_flags_override(tmp_path):
     out = tmp_path / "r"
     assert main(["train", *TINY, "--config", str(cfg), "--num-sequences", "9",
                  "--out", str(out)]) == 0
-    config = json.loads((out / "config.json").read_text())
+    config = to_flat(load_run_config(out))
     # TINY sets --horizon 3 on the command line, which wins over the file's 4
     assert (config["horizon"], config["num_sequences"], config["planner"]) == (3, 9, "random")
     js = tmp_path / "c.json"
     js.write_text(json.dumps({"epochs": 1, "lr": 1}))
     assert main(["train", *TINY, "--config", str(js), "--out", str(tmp_path / "j")]) == 0
-    assert json.loads((tmp_path / "j" / "config.json").read_text())["lr"] == 1.0
+    assert load_run_config(tmp_path / "j").model.lr == 1.0
 
 
 def test_no_flags_is_the_seed_exercise():
-    c = TrainConfig()
-    assert (c.env, c.planner, c.random_trajectories, c.horizon, c.num_sequences) == (
-        "Pendulum-v1", "cem", 10, 15, 100)
-    assert (c.iterations, c.steps_per_iteration, c.seed, c.cem_iterations, c.num_elites) == (
-        100, 200, 123, 5, 10)
-    assert (c.epochs, c.batch_size, c.lr, c.valid_fraction, c.input_noise) == (
-        50, 2000, 3e-4, 0.2, 0.001)
-    assert c.reward == "learned"
+    assert main_config([]) == TrainConfig()
+    c = to_flat(TrainConfig())
+    assert [c[k] for k in ("env", "planner", "random_trajectories", "horizon",
+                           "num_sequences")] == ["Pendulum-v1", "cem", 10, 15, 100]
+    assert [c[k] for k in ("iterations", "steps_per_iteration", "seed", "num_iterations",
+                           "num_elites")] == [100, 200, 123, 5, 10]
+    assert [c[k] for k in ("epochs", "batch_size", "lr", "valid_fraction",
+                           "input_noise")] == [50, 2000, 3e-4, 0.2, 0.001]
+    assert c["reward"] == "learned" and c["dynamics"] == "mlp"
+
+
+def main_config(argv):
+    """The config `dynaplan train ARGV` would run."""
+    from dynaplan.app.cli import build_parser
+    from dynaplan.app.flags import config_from_args
+
+    return config_from_args(build_parser().parse_args(["train", *argv]))
 
 
 @pytest.mark.parametrize("command", ["train", "compare", "eval", "plot"])

@@ -4,13 +4,12 @@ skipped without one, with the reason shown)."""
 import numpy as np
 import pytest
 import torch
+from objectives import objective
 
+from dynaplan.accel.graphed import GraphedPlanner
 from dynaplan.agent import MPCAgent
-from dynaplan.models import DynamicsModel, RewardModel
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective, make_planner
-from dynaplan.planners.graphed import GraphedPlanner
+from dynaplan.models import DynamicsModel, EnsembleDynamics, GaussianEnsemble, RewardModel
+from dynaplan.planners import make_planner
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -20,7 +19,7 @@ LOW, HIGH = np.array([-2.0]), np.array([2.0])
 def seed_objective():
     torch.manual_seed(0)
     dyn, rew = DynamicsModel(3, 1), RewardModel(3, 1)
-    return ModelObjective(dyn.to(CUDA).eval(), rew.to(CUDA).eval())
+    return objective(dyn.to(CUDA).eval(), rew.to(CUDA).eval(), kernel="torch")
 
 
 def ensemble_objective(propagation):
@@ -28,7 +27,7 @@ def ensemble_objective(propagation):
     ens = GaussianEnsemble(4, 3, members=5, hidden=(64, 64)).to(CUDA).eval()
     gen = torch.Generator(device=CUDA).manual_seed(5)
     dyn = EnsembleDynamics(ens, propagation, particles=10, generator=gen)
-    return ModelObjective(dyn, lambda s, a, s2: -(s2**2).sum(-1))
+    return objective(dyn, lambda s, a, s2: -(s2**2).sum(-1), kernel="torch")
 
 
 def planner_pair(name, objective, **options):
@@ -64,8 +63,7 @@ def same_plans(eager, graphed, obs, steps=4):
     ("mppi", dict(num_sequences=64, num_iterations=3)),
 ])
 def test_graphed_planner_gives_the_plain_planners_plans(name, options):
-    objective = seed_objective()
-    eager, inner = planner_pair(name, objective, **options)
+    eager, inner = planner_pair(name, seed_objective(), **options)
     graphed = GraphedPlanner(inner)
     obs = torch.randn(3, 3, device=CUDA)
     same_plans(eager, graphed, obs)
@@ -74,30 +72,29 @@ def test_graphed_planner_gives_the_plain_planners_plans(name, options):
 
 @pytest.mark.parametrize("propagation", ["tsinf", "ts1", "expectation"])
 def test_graphed_ensemble_planning_draws_the_same_particles(propagation):
-    objective = ensemble_objective(propagation)
-    eager, inner = planner_pair("cem", objective, num_sequences=32, num_iterations=2,
-                                num_elites=4)
+    eager, inner = planner_pair("cem", ensemble_objective(propagation), num_sequences=32,
+                                num_iterations=2, num_elites=4)
     same_plans(eager, GraphedPlanner(inner), torch.randn(2, 3, device=CUDA))
 
 
 def test_refresh_recaptures_with_the_new_weights():
-    objective = seed_objective()
-    eager, inner = planner_pair("cem", objective, num_sequences=32, num_iterations=2,
+    seed = seed_objective()
+    eager, inner = planner_pair("cem", seed, num_sequences=32, num_iterations=2,
                                 num_elites=4)
     graphed = GraphedPlanner(inner)
     obs = torch.randn(1, 3, device=CUDA)
     same_plans(eager, graphed, obs, steps=1)
     with torch.no_grad():
-        for p in objective.dynamics.parameters():
+        for p in seed.dynamics.parameters():
             p.mul_(1.5)
-    objective.refresh()
+    seed.refresh()
     same_plans(eager, graphed, obs, steps=1)
     assert graphed.captures == 2
 
 
 def test_agent_acts_through_a_graph():
-    objective = seed_objective()
-    _, inner = planner_pair("cem", objective, num_sequences=32, num_iterations=2, num_elites=4)
+    _, inner = planner_pair("cem", seed_objective(), num_sequences=32, num_iterations=2,
+                            num_elites=4)
     agent = MPCAgent(GraphedPlanner(inner), CUDA)
     for _ in range(3):
         action = agent.act(np.zeros(3, dtype=np.float32))
@@ -107,7 +104,7 @@ def test_agent_acts_through_a_graph():
 def test_train_with_cuda_graph_runs(tmp_path):
     from conftest import TINY_NO_DEVICE
 
-    from dynaplan.cli import main
+    from dynaplan.app.cli import main
 
     assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--cuda-graph", "on",
                  "--out", str(tmp_path / "run")]) == 0

@@ -3,24 +3,24 @@ networks return on the CPU (needs a GPU; skipped without one, with the reason sh
 
 import pytest
 import torch
-from test_fused_ensemble import random_ensemble, reward
-from test_objective_paths import _bn_models, known_reward
+from objectives import bn_models, known_reward, objective, random_ensemble
+from objectives import ensemble_reward as reward
 
-from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective
+from dynaplan.models import EnsembleDynamics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
 
 
 def returns(dynamics, rew, obs, actions, device, fused):
-    return ModelObjective(dynamics, rew, fused=fused)(
-        obs.to(device), actions.to(device)).cpu()
+    """Returns through the fused torch path (`fused`) or the reference."""
+    kernel = "torch" if fused else "reference"
+    return objective(dynamics, rew, kernel=kernel)(obs.to(device), actions.to(device)).cpu()
 
 
 @pytest.mark.parametrize("learned_reward", [True, False])
 def test_fused_mlps_on_the_gpu_match_the_module_and_the_cpu(learned_reward):
-    dyn, rew = _bn_models()
+    dyn, rew = bn_models()
     rew = rew if learned_reward else known_reward
     obs, actions = torch.randn(2, 3), torch.rand(2, 64, 10, 1) * 4 - 2
     on_cpu = returns(dyn, rew, obs, actions, "cpu", True)
@@ -51,12 +51,13 @@ def test_fused_ensemble_on_the_gpu_plans_as_the_module(propagation):
 def test_tf32_plans_rank_as_float32_and_a_run_takes_the_switch(tmp_path):
     from conftest import TINY_NO_DEVICE
 
-    from dynaplan.cli import main
+    from dynaplan.app.cli import main
 
-    dyn, rew = _bn_models()
+    dyn, rew = bn_models()
     dyn, rew = dyn.to(CUDA), rew.to(CUDA)
     obs, actions = torch.randn(1, 3), torch.rand(1, 256, 10, 1) * 4 - 2
-    full, tf32 = (ModelObjective(dyn, rew, tf32=t)(obs.to(CUDA), actions.to(CUDA)).cpu()
+    full, tf32 = (objective(dyn, rew, kernel="torch", tf32=t)(obs.to(CUDA),
+                                                              actions.to(CUDA)).cpu()
                   for t in (False, True))
     torch.testing.assert_close(tf32, full, rtol=2e-2, atol=2e-2)
     # the sequence TF32 ranks best is among float32's five best
@@ -73,17 +74,17 @@ def test_triton_kernel_compiled_equals_the_torch_path(net, tmp_path):
     pytest.importorskip("triton")
     from conftest import TINY_NO_DEVICE
 
-    from dynaplan.cli import main
+    from dynaplan.app.cli import main
 
-    dyn, rew = _bn_models(**net)
+    dyn, rew = bn_models(**net)
     dyn, rew = dyn.to(CUDA), rew.to(CUDA)
     obs, actions = torch.randn(1, 3, device=CUDA), torch.rand(1, 500, 30, 1, device=CUDA) * 4 - 2
     for r in (known_reward, rew):
-        torch_path, kernel = (ModelObjective(dyn, r, kernel=k)(obs, actions).cpu()
+        torch_path, kernel = (objective(dyn, r, kernel=k)(obs, actions).cpu()
                               for k in ("torch", "triton"))
         torch.testing.assert_close(kernel, torch_path, rtol=1e-4, atol=1e-3)
-    tf32 = ModelObjective(dyn, known_reward, tf32=True, kernel="triton")(obs, actions).cpu()
-    full = ModelObjective(dyn, known_reward)(obs, actions).cpu()
+    tf32 = objective(dyn, known_reward, kernel="triton", tf32=True)(obs, actions).cpu()
+    full = objective(dyn, known_reward, kernel="torch")(obs, actions).cpu()
     torch.testing.assert_close(tf32, full, rtol=2e-2, atol=2e-2)
     assert tf32[0].argmax().item() in full[0].topk(5).indices.tolist()
     assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--rollout-kernel", "triton",
@@ -94,11 +95,11 @@ def test_triton_kernel_through_a_cuda_graph_plans_as_eager():
     pytest.importorskip("triton")
     from test_cuda_graph import planner_pair, same_plans
 
-    from dynaplan.planners.graphed import GraphedPlanner
+    from dynaplan.accel.graphed import GraphedPlanner
 
-    dyn, _ = _bn_models(hidden=(200, 200, 200, 200), batch_norm=False, activation="silu")
-    objective = ModelObjective(dyn.to(CUDA), known_reward, kernel="triton")
-    eager, inner = planner_pair("cem", objective, num_sequences=500, num_iterations=5,
+    dyn, _ = bn_models(hidden=(200, 200, 200, 200), batch_norm=False, activation="silu")
+    kernel = objective(dyn.to(CUDA), known_reward, kernel="triton")
+    eager, inner = planner_pair("cem", kernel, num_sequences=500, num_iterations=5,
                                 num_elites=50)
     same_plans(eager, GraphedPlanner(inner), torch.randn(1, 3, device=CUDA))
 
@@ -107,7 +108,7 @@ def test_triton_ensemble_kernel_compiled_plans_as_the_torch_path(tmp_path):
     pytest.importorskip("triton")
     from conftest import TINY_NO_DEVICE
 
-    from dynaplan.cli import main
+    from dynaplan.app.cli import main
 
     ens = random_ensemble("silu", 4).to(CUDA)  # 4 of 5 members kept; setting d's rows
     obs, actions = torch.randn(1, 3, device=CUDA), torch.rand(1, 500, 30, 2, device=CUDA) * 2 - 1
@@ -115,7 +116,7 @@ def test_triton_ensemble_kernel_compiled_plans_as_the_torch_path(tmp_path):
     for kernel in ("torch", "triton"):
         dyn = EnsembleDynamics(ens, "tsinf", 20,
                                generator=torch.Generator(device=CUDA).manual_seed(3))
-        got.append(ModelObjective(dyn, reward, kernel=kernel)(obs, actions).cpu())
+        got.append(objective(dyn, reward, kernel=kernel)(obs, actions).cpu())
     torch.testing.assert_close(got[1], got[0], rtol=1e-4, atol=1e-3)
     assert main(["train", *TINY_NO_DEVICE, "--device", "cuda", "--dynamics", "ensemble",
                  "--propagation", "tsinf", "--particles", "5", "--rollout-kernel", "triton",

@@ -5,12 +5,12 @@ after a predicted termination."""
 import numpy as np
 import pytest
 import torch
+from objectives import objective
 from torch import nn
 
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.ensemble_fit import EnsembleFitter
-from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective
+from dynaplan.data import ReplayBuffer
+from dynaplan.models import Bootstrap, EnsembleDynamics, FitPart, GaussianEnsemble, fit
+from dynaplan.objective import ModelObjective
 
 
 def test_ensemble_equals_separate_mlps():
@@ -82,7 +82,7 @@ def test_expectation_averages_the_members():
 
 def test_kept_members_restrict_propagation():
     ens = toy_ensemble(4)
-    ens.keep_best(torch.tensor([0.3, 0.1, 0.4, 0.2]), 2)  # members 1 and 3
+    ens.keep(torch.tensor([0.3, 0.1, 0.4, 0.2]), 2)  # members 1 and 3
     assert ens.elites.tolist() == [1, 3]
     dyn = EnsembleDynamics(ens, "tsinf", particles=2, sample=False)
     out = dyn(torch.zeros(4, 2), torch.zeros(4, 1))
@@ -97,16 +97,25 @@ def test_ensemble_fits_a_noisy_linear_system():
     x = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
     y = (x @ np.array([[0.5, -0.2], [0.1, 0.3], [0.0, 0.4]], np.float32)
          + 0.05 * rng.standard_normal((n, 2)).astype(np.float32))
+    buf = ReplayBuffer(2, 1, capacity=n)  # obs = x[:, :2], action = x[:, 2:], delta = y
+    for row, delta in zip(x, y):
+        buf.add(row[:2], row[2:], 0.0, row[:2] + delta)
     torch.manual_seed(0)
-    ens = GaussianEnsemble(3, 2, members=3, hidden=(64, 64))
-    fitter = EnsembleFitter(ens, lr=3e-3, epochs=40, batch_size=128, keep=2)
-    perm = rng.permutation(n)
-    result = fitter.fit(torch.as_tensor(x), torch.as_tensor(y), perm[400:], perm[:400],
-                        torch.Generator().manual_seed(0))
+    ens = GaussianEnsemble(3, 2, members=3, hidden=(64, 64), keep=2)
+    part = FitPart("dynamics", ens, torch.optim.Adam(ens.parameters(), lr=3e-3),
+                   Bootstrap(3, 128))
+    split = buf.split(0.2, rng)
+    result = fit([part], buf.tensors(), split, 40, torch.Generator().manual_seed(0))
+    data = buf.tensors()
+    xs, ys = ens.examples(data)
+    valid = torch.as_tensor(split.valid)
+    per_member = ens.validation_loss(ens.input_norm.normalize(xs[valid]),
+                                     ens.output_norm.normalize(ys[valid]))
     # noise variance in normalized units is about 0.05^2 / var(y) ~ 0.03
-    assert max(result.valid_mse) < 0.1
-    assert len(result.kept) == 2
-    assert set(result.kept) == set(np.argsort(result.valid_mse)[:2].tolist())
+    assert per_member.max() < 0.1
+    kept = ens.elites.tolist()
+    assert len(kept) == 2 and set(kept) == set(per_member.argsort()[:2].tolist())
+    assert result.valid["dynamics"] == pytest.approx(per_member[kept].mean().item())
     with torch.no_grad():
         _, logvar = ens(ens.input_norm.normalize(torch.as_tensor(x[:400])).expand(3, -1, -1))
     assert logvar.exp().mean() < 0.2  # learned a small noise variance
@@ -119,30 +128,28 @@ def test_objective_averages_particles_and_stops_after_termination():
     def reward(s, a, s2):
         return s2[:, 0]
 
-    objective = ModelObjective(dyn, reward)
-    returns = objective(torch.zeros(1, 2), torch.zeros(1, 2, 3, 1))
+    returns = ModelObjective(dyn, reward)(torch.zeros(1, 2), torch.zeros(1, 2, 3, 1))
     # particle p gains p per step: rewards p, 2p, 3p -> 6p, averaged over p = 0..3 -> 9
     assert torch.allclose(returns, torch.full((1, 2), 9.0))
 
     def terminate(s, a, s2):
         return s2[:, 0] >= 2.0  # member 2 after one step, member 1 after two
 
-    objective = ModelObjective(dyn, reward, termination=terminate)
-    returns = objective(torch.zeros(1, 2), torch.zeros(1, 1, 3, 1))
+    returns = ModelObjective(dyn, reward, terminate)(torch.zeros(1, 2), torch.zeros(1, 1, 3, 1))
     # p0: 0; p1: 1 + 2 (terminal step counts) = 3; p2: 2; p3: 3 -> mean 2
     assert torch.allclose(returns, torch.full((1, 1), 2.0))
 
 
 def test_objective_version_counts_refreshes_not_calls():
     # a captured CUDA graph is dropped when the version changes, so planning calls
-    # (which build the networks lazily once) must not change it
+    # (which build the fused networks lazily once) must not change it
     ens = GaussianEnsemble(4, 3, members=2, hidden=(8,))
     dyn = EnsembleDynamics(ens, "tsinf", particles=2, generator=torch.Generator().manual_seed(0))
-    objective = ModelObjective(dyn, lambda s, a, s2: -(s2**2).sum(-1))
+    fused = objective(dyn, lambda s, a, s2: -(s2**2).sum(-1), kernel="torch")
     obs, actions = torch.zeros(1, 3), torch.zeros(1, 4, 5, 1)
-    objective(obs, actions)
-    objective(obs, actions)
-    assert objective.version == 1
-    objective.refresh()
-    assert objective.version == 2
-    assert objective.generators == (dyn.generator,)
+    fused(obs, actions)
+    fused(obs, actions)
+    assert fused.version == 0
+    fused.refresh()
+    assert fused.version == 1
+    assert fused.generators == (dyn.generator,)

@@ -11,12 +11,13 @@ from conftest import TINY
 from test_cli import read_rows
 from test_resume import assert_same_run, newest, run_bad
 
-from dynaplan.build import build_fitter, build_models, build_objective
-from dynaplan.cli import main
-from dynaplan.config import TrainConfig
+from dynaplan.accel.native_rollout import unavailable as native_unavailable
+from dynaplan.app.cli import main
+from dynaplan.build import build_fit_parts, build_models, build_objective
+from dynaplan.config import config_from_values
 from dynaplan.envs import known_termination, make_env
 from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.native_rollout import unavailable as native_unavailable
+from dynaplan.runs import load_run_config
 
 ENSEMBLE = ["--dynamics", "ensemble", "--ensemble-size", "2", "--particles", "4",
             "--ensemble-hidden", "16", "--ensemble-layers", "2"]
@@ -42,7 +43,7 @@ def kept_run(tmp_path_factory):
 
 
 def test_ensemble_run_writes_metrics_and_checkpoints_the_ensemble(ensemble_run):
-    assert json.loads((ensemble_run / "config.json").read_text())["dynamics"] == "ensemble"
+    assert load_run_config(ensemble_run).model.dynamics == "ensemble"
     rows = read_rows(ensemble_run / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == [0, 1]
     for r in rows:
@@ -104,14 +105,14 @@ def test_known_termination_with_an_ensemble(tmp_path):
 @pytest.mark.parametrize("propagation", ["ts1", "tsinf", "expectation"])
 @pytest.mark.parametrize("termination", ["none", "known"])
 def test_built_objective_plans_through_the_kept_members(propagation, termination):
-    config = TrainConfig(env="MountainCarContinuous-v0", dynamics="ensemble", ensemble_size=3,
-                         keep_members=2, particles=4, propagation=propagation,
-                         ensemble_hidden=8, ensemble_layers=1, termination=termination,
-                         device="cpu")
+    config = config_from_values(dict(
+        env="MountainCarContinuous-v0", dynamics="ensemble", ensemble_size=3, keep_members=2,
+        particles=4, propagation=propagation, ensemble_hidden=8, ensemble_layers=1,
+        termination=termination, device="cpu"))
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, torch.device("cpu"), config)
     assert isinstance(dynamics, GaussianEnsemble) and dynamics.elites.tolist() == [0, 1]
-    assert len(build_fitter(config, dynamics, reward).optimizers) == 2
+    assert [p.name for p in build_fit_parts(config, dynamics, reward)] == ["reward", "dynamics"]
     objective = build_objective(config, dynamics, reward, torch.Generator().manual_seed(0))
     assert objective.particles == 4
     assert objective.termination is (known_termination(config.env) if termination == "known"

@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import TINY
 
+from dynaplan import loop
+from dynaplan.app.cli import main
 from dynaplan.checkpoint import list_checkpoints, read_checkpoint
-from dynaplan.cli import main
-from dynaplan.models import ModelFitter
 
 ENV_ID = "DynaplanFaultyPoint-v0"
 EPISODE_STEPS = 20
@@ -142,18 +142,18 @@ def test_diverging_model_stops_with_one_line(tmp_path, capsys):
 
 
 def test_diverging_model_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
-    real_fit = ModelFitter.fit
+    real_fit = loop.fit
     calls = []
 
-    def fit_that_diverges_the_second_time(self, *args, **kwargs):
+    def fit_that_diverges_the_second_time(parts, *args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            for opt in self.optimizers:
-                for group in opt.param_groups:
+            for part in parts:
+                for group in part.optimizer.param_groups:
                     group["lr"] = 1e30
-        return real_fit(self, *args, **kwargs)
+        return real_fit(parts, *args, **kwargs)
 
-    monkeypatch.setattr(ModelFitter, "fit", fit_that_diverges_the_second_time)
+    monkeypatch.setattr(loop, "fit", fit_that_diverges_the_second_time)
     assert main(point_flags(tmp_path, "--iterations", "3")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model fit diverged at iteration 1" in err

@@ -1,16 +1,19 @@
-"""Fitting a BatchNorm ReLU network runs its first block (Linear, BatchNorm, ReLU) in one
-pass from the input's statistics (`input_batchnorm`), and where the native library builds,
-the block and the Linear after it in native code (`native_fit`). Both give what the layers
-give one by one: outputs, every gradient, BatchNorm's running statistics, whole fits."""
+"""Fitting a BatchNorm ReLU network (accel/fit_steps.train_forward) runs its first block
+(Linear, BatchNorm, ReLU) in one pass from the input's statistics (`input_batchnorm`), and
+where the native library builds, the block and the Linear after it in native code
+(`native_fit`). Both give what the layers give one by one: outputs, every gradient,
+BatchNorm's running statistics, whole fits."""
 
 import numpy as np
 import pytest
 import torch
+from test_models import mse_parts
 from torch import nn
 
+from dynaplan.accel import input_batchnorm, native_build, native_fit
+from dynaplan.accel.fit_steps import train_forward
 from dynaplan.data.buffer import ReplayBuffer
-from dynaplan.models import DynamicsModel, RewardModel, input_batchnorm, native_build, native_fit
-from dynaplan.models.fit import ModelFitter
+from dynaplan.models import DynamicsModel, RewardModel, fit
 from dynaplan.models.mlp import MLP, SeedMLP
 
 needs_kernel = pytest.mark.skipif(native_build.unavailable() is not None,
@@ -64,7 +67,7 @@ def test_outputs_gradients_and_running_stats_equal_layer_by_layer(path, hidden, 
     assert input_batchnorm.applies(fast, x)
     assert native_fit.applies(fast, x) == (path == "native")
     assert native_fit.is_seed_network(fast) == (len(hidden) == 2)
-    out, out_ref = fast(x), layer_by_layer(ref, x)
+    out, out_ref = train_forward(fast, x), layer_by_layer(ref, x)
     torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
     ((out - t) ** 2).mean().backward()
     ((out_ref - t) ** 2).mean().backward()
@@ -86,10 +89,10 @@ def test_outputs_gradients_and_running_stats_equal_layer_by_layer(path, hidden, 
 def test_the_first_bias_does_not_change_the_output(path):
     net, _ = twins((32, 16))
     x, _ = data(50)
-    before = net(x).detach()
+    before = train_forward(net, x).detach()
     with torch.no_grad():
         net[0].bias.add_(5.0)
-    torch.testing.assert_close(net(x).detach(), before, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(train_forward(net, x).detach(), before, rtol=1e-5, atol=1e-5)
 
 
 def test_float64_gradients_match_finite_differences():
@@ -116,7 +119,7 @@ def test_the_layers_run_one_by_one_where_the_block_does_not_apply(change):
         assert not input_batchnorm.applies(net, x)
         assert not native_fit.applies(net, x)
         if change != "one_row":  # BatchNorm refuses one training row either way
-            torch.testing.assert_close(net(x), layer_by_layer(net, x))
+            torch.testing.assert_close(train_forward(net, x), layer_by_layer(net, x))
 
 
 def test_the_native_path_steps_aside_without_the_library(monkeypatch):
@@ -135,7 +138,8 @@ def test_a_non_contiguous_weight_takes_the_torch_block():
         net[3].weight = nn.Parameter(net[3].weight.t().contiguous().t())  # same values
     assert not net[3].weight.is_contiguous()
     assert input_batchnorm.applies(net, x) and not native_fit.applies(net, x)
-    torch.testing.assert_close(net(x), layer_by_layer(ref, x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(train_forward(net, x), layer_by_layer(ref, x), rtol=1e-5,
+                               atol=1e-5)
 
 
 @needs_kernel
@@ -144,7 +148,8 @@ def test_wide_inputs_take_the_torch_block():
     net, ref = twins((32, 16), in_dim=wide)
     x, _ = data(40, in_dim=wide)
     assert input_batchnorm.applies(net, x) and not native_fit.applies(net, x)
-    torch.testing.assert_close(net(x), layer_by_layer(ref, x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(train_forward(net, x), layer_by_layer(ref, x), rtol=1e-5,
+                               atol=1e-5)
 
 
 @needs_kernel
@@ -158,7 +163,7 @@ def test_native_results_do_not_depend_on_timing_and_threads_agree(hidden):
         torch.set_num_threads(threads)
         try:
             net.zero_grad()
-            ((net(x) - t) ** 2).mean().backward()
+            ((train_forward(net, x) - t) ** 2).mean().backward()
         finally:
             torch.set_num_threads(prev)
         grads.append([p.grad.clone() for p in net.parameters()])
@@ -185,9 +190,9 @@ def _fit(epochs, mode, monkeypatch, seed=0):
             buf.add(obs[row], act[row], -float(np.sum(obs[row] ** 2)), nxt[row])
         torch.manual_seed(seed)
         dyn, rew = DynamicsModel(3, 1), RewardModel(3, 1)
-        fitter = ModelFitter(dyn, rew, lr=1e-3, epochs=epochs, batch_size=128, input_noise=0.01)
         split = buf.split(0.2, np.random.default_rng(0))
-        result = fitter.fit(buf, split, torch.Generator().manual_seed(0))
+        result = fit(mse_parts(dyn, rew, 1e-3, 128, 0.01), buf.tensors(), split, epochs,
+                     torch.Generator().manual_seed(0))
         with torch.no_grad():
             pred = dyn(torch.as_tensor(obs[:100]), torch.as_tensor(act[:100]))
         return result, pred
@@ -196,11 +201,11 @@ def _fit(epochs, mode, monkeypatch, seed=0):
 def test_a_whole_fit_agrees_with_the_layer_by_layer_fit(path, monkeypatch):
     fast, pred = _fit(3, path, monkeypatch)
     slow, pred_ref = _fit(3, "layer by layer", monkeypatch)
-    assert fast.dynamics_valid == pytest.approx(slow.dynamics_valid, rel=2e-2)
-    assert fast.reward_valid == pytest.approx(slow.reward_valid, rel=2e-2)
+    assert fast.valid["dynamics"] == pytest.approx(slow.valid["dynamics"], rel=2e-2)
+    assert fast.valid["reward"] == pytest.approx(slow.valid["reward"], rel=2e-2)
     torch.testing.assert_close(pred, pred_ref, rtol=0, atol=2e-3)
     again, pred_again = _fit(3, path, monkeypatch)
-    assert again.dynamics_valid == fast.dynamics_valid and torch.equal(pred, pred_again)
+    assert again.valid["dynamics"] == fast.valid["dynamics"] and torch.equal(pred, pred_again)
 
 
 def test_the_seed_network_takes_the_fast_path_in_training_only(path):
@@ -221,7 +226,7 @@ def test_the_mse_step_gives_what_autograd_gives_through_the_same_kernels(hidden,
     for p in fast.parameters():  # replaced, as after zero_grad(set_to_none=True)
         p.grad = torch.full_like(p, 7.0)
     loss = native_fit.mse_step(fast, x, t)
-    loss_ref = torch.mean((ref(x) - t) ** 2)
+    loss_ref = torch.mean((train_forward(ref, x) - t) ** 2)
     loss_ref.backward()
     assert loss.grad_fn is None and loss.dtype == torch.float32
     assert loss.item() == pytest.approx(loss_ref.item(), rel=1e-6)  # summed in double

@@ -6,12 +6,14 @@ import copy
 import numpy as np
 import pytest
 import torch
+from objectives import objective
 
+from dynaplan import accel
+from dynaplan.accel.fused import FusedMLPs
 from dynaplan.data import ReplayBuffer
-from dynaplan.models import DynamicsModel, ModelFitter, Normalizer, RewardModel
-from dynaplan.models.fit import VALID_CHUNK, _adam, minibatches
-from dynaplan.models.fused import FusedMLPs
-from dynaplan.planners import ModelObjective
+from dynaplan.models import DynamicsModel, FitPart, Minibatches, Normalizer, RewardModel, fit
+from dynaplan.models.fit import adam, minibatches
+from dynaplan.models.world import VALID_CHUNK
 
 A_MAT = np.array([[0.9, 0.2], [-0.1, 0.95]], np.float32)
 B_MAT = np.array([[0.0], [0.5]], np.float32)
@@ -30,19 +32,26 @@ def linear_buffer(n, seed=0):
     return buf
 
 
+def mse_parts(dyn, rew, lr, batch_size, input_noise=0.001):
+    """The seed's fit of both MLPs: Adam on shared minibatches, the fastest FitStep."""
+    batches = Minibatches(batch_size, input_noise)
+    return [FitPart(name, model, adam(model.parameters(), lr), batches, accel.select_fit_step)
+            for name, model in (("dynamics", dyn), ("reward", rew))]
+
+
 def fitted(n=3000, epochs=60, batch=256):
     torch.manual_seed(0)
     buf = linear_buffer(n)
     dyn, rew = DynamicsModel(2, 1), RewardModel(2, 1)
-    fitter = ModelFitter(dyn, rew, lr=3e-3, epochs=epochs, batch_size=batch, input_noise=0.001)
     split = buf.split(0.2, np.random.default_rng(0))
-    result = fitter.fit(buf, split, torch.Generator().manual_seed(0))
+    result = fit(mse_parts(dyn, rew, 3e-3, batch), buf.tensors(), split, epochs,
+                 torch.Generator().manual_seed(0))
     return buf, dyn, rew, result
 
 
 def test_models_fit_a_known_linear_system():
     _, dyn, rew, result = fitted()
-    assert result.dynamics_valid < 0.02 and result.reward_valid < 0.02
+    assert result.valid["dynamics"] < 0.02 and result.valid["reward"] < 0.02
     test = linear_buffer(500, seed=99)
     s, a = torch.as_tensor(test.obs), torch.as_tensor(test.action)
     with torch.no_grad():
@@ -74,8 +83,8 @@ def test_fused_network_equals_the_modules():
         assert torch.allclose(s + out[0], dyn(s, a), atol=1e-5)
         assert torch.allclose(out[1, :, 0], rew(s, a), atol=1e-5)
     actions = torch.rand(2, 16, 5, 1) * 2 - 1
-    fast = ModelObjective(dyn, rew, fused=True)(s[:2], actions)
-    plain = ModelObjective(dyn, rew, fused=False)(s[:2], actions)
+    fast = objective(dyn, rew, kernel="torch")(s[:2], actions)
+    plain = objective(dyn, rew)(s[:2], actions)
     assert torch.allclose(fast, plain, rtol=1e-4, atol=1e-4)
 
 
@@ -92,11 +101,11 @@ def test_one_networks_epilogue_form_equals_the_batched_form(reuse):
     assert torch.allclose(net(x, reuse=reuse), batched, atol=1e-6)
     known = lambda s, a, s2: -(s2**2).sum(-1)  # noqa: E731
     obs, actions = torch.randn(2, 2), torch.rand(2, 16, 5, 1) * 2 - 1
-    objective = ModelObjective(dyn, known)
-    objective.refresh()
-    objective._dyn_net.epilogue = True
-    plain = ModelObjective(dyn, known, fused=False)(obs, actions)
-    assert torch.allclose(objective(obs, actions), plain, rtol=1e-4, atol=1e-4)
+    fused = objective(dyn, known, kernel="torch")
+    fused.refresh()
+    fused.rollout._dyn_net.epilogue = True
+    plain = objective(dyn, known)(obs, actions)
+    assert torch.allclose(fused(obs, actions), plain, rtol=1e-4, atol=1e-4)
 
 
 def test_minibatches_cover_every_row_and_never_hold_one():
@@ -119,27 +128,26 @@ def test_seed_defaults_train_below_2500_transitions():
     buf = linear_buffer(2002)  # 1602 training rows < batch 2000; with 0.2 valid
     dyn, rew = DynamicsModel(2, 1), RewardModel(2, 1)
     before = [p.clone() for p in dyn.parameters()]
-    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=2, batch_size=2000, input_noise=0.001)
-    result = fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator())
+    parts = mse_parts(dyn, rew, 3e-4, 2000)
+    result = fit(parts, buf.tensors(), buf.split(0.2, np.random.default_rng(0)), 2,
+                 torch.Generator())
     assert any(not torch.equal(p, q) for p, q in zip(before, dyn.parameters()))
-    assert np.isfinite(result.dynamics_train)
+    assert np.isfinite(result.train["dynamics"])
     # 2001 training rows, batch 2000: the one-row tail must not crash BatchNorm
     buf = linear_buffer(2502)
-    fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator())
-
+    fit(parts, buf.tensors(), buf.split(0.2, np.random.default_rng(0)), 2, torch.Generator())
 
 
 def test_chunked_validation_loss_equals_the_whole_split(monkeypatch):
-    import dynaplan.models.fit as fit_module
+    import dynaplan.models.world as world
 
     torch.manual_seed(0)
-    net = DynamicsModel(2, 1).net.eval()
-    x, y = torch.randn(2500, 3), torch.randn(2500, 2)
-    rows = torch.randperm(2500)[:2100]
+    model = DynamicsModel(2, 1).eval()
+    x, y = torch.randn(2100, 3), torch.randn(2100, 2)
     with torch.no_grad():
-        want = torch.mean((net(x[rows]) - y[rows]) ** 2).item()
-    monkeypatch.setattr(fit_module, "VALID_CHUNK", 500)  # 5 chunks, the last of 100 rows
-    assert fit_module._mse(net, x, y, rows) == pytest.approx(want, rel=1e-5)
+        want = torch.mean((model.net(x) - y) ** 2).item()
+    monkeypatch.setattr(world, "VALID_CHUNK", 500)  # 5 chunks, the last of 100 rows
+    assert model.validation_loss(x, y).item() == pytest.approx(want, rel=1e-5)
     assert VALID_CHUNK >= 2
 
 
@@ -148,7 +156,7 @@ def test_fused_adam_steps_equal_the_default_adam():
     a = DynamicsModel(2, 1)
     b = DynamicsModel(2, 1)
     b.load_state_dict(a.state_dict())
-    opt_a, opt_b = _adam(a.parameters(), 1e-3), torch.optim.Adam(b.parameters(), lr=1e-3)
+    opt_a, opt_b = adam(a.parameters(), 1e-3), torch.optim.Adam(b.parameters(), lr=1e-3)
     x, y = torch.randn(64, 3), torch.randn(64, 2)
     for _ in range(5):
         for model, opt in ((a, opt_a), (b, opt_b)):

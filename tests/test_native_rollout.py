@@ -7,30 +7,19 @@ import json
 import pytest
 import torch
 from conftest import TINY, TINY_NO_DEVICE
-from test_fused_ensemble import random_ensemble
-from test_fused_ensemble import reward as ensemble_reward
-from test_objective_paths import (
-    _bn_models,
-    assert_cem_plans_agree,
-    assert_ensemble_cem_agrees,
-    assert_ensemble_returns_agree,
+from objectives import (
     assert_refuses_missing_noise,
-    known_reward,
-    leaves_box,
-    reference,
+    bn_models,
+    objective,
+    random_ensemble,
     step_by_step,
 )
 
-from dynaplan.cli import main
-from dynaplan.config import TrainConfig
-from dynaplan.errors import ConfigError
-from dynaplan.models import native_build
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.fused import FusedMLPs
-from dynaplan.models.fused_ensemble import FusedEnsemble
-from dynaplan.models.native_rollout import NativeRollout, unavailable
-from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective
+from dynaplan.accel import native_build
+from dynaplan.accel.fused import FusedMLPs
+from dynaplan.accel.fused_ensemble import FusedEnsemble
+from dynaplan.accel.native_rollout import NativeRollout, unavailable
+from dynaplan.app.cli import main
 
 needs_kernel = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 
@@ -53,7 +42,7 @@ def rewards_step_by_step(dyn, rew, state, actions):
     (3, 1, {}),  # the seed's 512 x 256 BatchNorm networks
 ])
 def test_kernel_states_and_rewards_equal_the_step_by_step_rollout(obs_dim, act_dim, net):
-    dyn, rew = _bn_models(obs_dim, act_dim, **net)
+    dyn, rew = bn_models(obs_dim, act_dim, **net)
     state = torch.randn(37, obs_dim)  # 37 rows: the last row block is partly padding
     actions = torch.rand(37, 6, act_dim) * 4 - 2
     traj, r = NativeRollout(FusedMLPs([dyn]), obs_dim, FusedMLPs([rew]))(state, actions)
@@ -67,7 +56,7 @@ def test_kernel_states_and_rewards_equal_the_step_by_step_rollout(obs_dim, act_d
 
 @needs_kernel
 def test_silu_is_float32_exact_over_a_wide_range():
-    dyn, _ = _bn_models(hidden=(64,), batch_norm=False, activation="silu")
+    dyn, _ = bn_models(hidden=(64,), batch_norm=False, activation="silu")
     with torch.no_grad():
         dyn.net[0].weight.mul_(30.0)  # pre-activations spread over about [-60, 60]
     state, actions = torch.randn(60, 3), torch.rand(60, 1, 1) * 4 - 2
@@ -77,7 +66,7 @@ def test_silu_is_float32_exact_over_a_wide_range():
 
 @needs_kernel
 def test_the_thread_split_does_not_change_a_bit():
-    dyn, rew = _bn_models(hidden=(40, 40), batch_norm=False, activation="silu")
+    dyn, rew = bn_models(hidden=(40, 40), batch_norm=False, activation="silu")
     fused = FusedMLPs([dyn]), 3, FusedMLPs([rew])
     for rows in (4, 37):  # 4 rows: one row block, so most parts are empty
         state, actions = torch.randn(rows, 3), torch.rand(rows, 5, 1) * 4 - 2
@@ -87,72 +76,14 @@ def test_the_thread_split_does_not_change_a_bit():
 
 
 @needs_kernel
-@pytest.mark.parametrize("reward, termination", [
-    ("learned", None), ("learned", leaves_box), ("known", None), ("known", leaves_box)])
-def test_objective_on_the_kernel_returns_the_definition(reward, termination):
-    dyn, rew = _bn_models()
-    rew = rew if reward == "learned" else known_reward
-    obs, actions = torch.randn(2, 3) * 0.3, torch.rand(2, 20, 7, 1) * 4 - 2
-    got = ModelObjective(dyn, rew, termination, kernel="native")(obs, actions)
-    want = reference(dyn, rew, termination, obs, actions)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-
-
-@needs_kernel
-def test_cem_plans_the_same_on_the_kernel():
-    dyn, rew = _bn_models()
-    objectives = [ModelObjective(dyn, rew, kernel=kernel) for kernel in ("torch", "native")]
-    assert_cem_plans_agree(objectives, [-2.0], [2.0], 15, torch.randn(1, 3),
-                           num_sequences=100, num_iterations=5, num_elites=10)
-
-
-@needs_kernel
-@pytest.mark.parametrize("sample", [True, False])
-@pytest.mark.parametrize("activation, keep", [("silu", 3), ("relu", 5)])  # of 5 members
-@pytest.mark.parametrize("learned", [False, True])
-def test_ensemble_kernel_returns_the_torch_paths(sample, activation, keep, learned):
-    reward = _bn_models(3, 2)[1] if learned else ensemble_reward
-    assert_ensemble_returns_agree("native", random_ensemble(activation, keep), keep, sample,
-                                  reward)
-
-
-@needs_kernel
-def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
-    assert_ensemble_cem_agrees("native", random_ensemble("silu", 3), ensemble_reward)
-
-
-@needs_kernel
 def test_a_sampled_ensemble_rollout_refuses_missing_noise():
     ensemble = FusedEnsemble(random_ensemble("silu", 3), split=1)
     assert_refuses_missing_noise(NativeRollout(ensemble, 3, sample=True))
 
 
 @needs_kernel
-def test_refresh_snapshots_the_new_weights():
-    dyn, rew = _bn_models()
-    objective = ModelObjective(dyn, rew, kernel="native")
-    obs, actions = torch.randn(1, 3), torch.rand(1, 8, 4, 1)
-    before = objective(obs, actions).clone()
-    with torch.no_grad():
-        dyn.net[-1].bias.add_(0.5)
-        rew.net[-1].bias.add_(0.5)
-    assert torch.equal(objective(obs, actions), before)  # a snapshot until refresh()
-    objective.refresh()
-    after = objective(obs, actions)
-    torch.testing.assert_close(after, reference(dyn, rew, None, obs, actions),
-                               rtol=1e-4, atol=1e-4)
-    assert not torch.allclose(after, before)
-
-
-@needs_kernel
 def test_kernel_refuses_what_it_cannot_run():
-    dyn, rew = _bn_models()
-    for propagation in ("ts1", "expectation"):
-        ens = EnsembleDynamics(GaussianEnsemble(4, 3, 2, hidden=(8,)), propagation, 2)
-        with pytest.raises(ValueError, match=f"by tsinf only, not {propagation}"):
-            ModelObjective(ens, known_reward, kernel="native")
-    with pytest.raises(ValueError, match="not with fused off or compile"):
-        ModelObjective(dyn, rew, compile=True, kernel="native")
+    dyn, rew = bn_models()
     with pytest.raises(ValueError, match="networks of one model"):
         NativeRollout(FusedMLPs([dyn, rew]), 3)
     with pytest.raises(ValueError, match="needs a dynamics network"):
@@ -202,19 +133,12 @@ def test_a_failing_compiler_is_one_line_leaves_nothing_and_runs_once(fresh_build
 def test_no_compiler_or_cpu_is_refused_in_one_line(fresh_build, monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler-here")
     assert unavailable() == "the native rollout kernel needs a C compiler (cc or gcc, or $CC)"
-    dyn, rew = _bn_models()
+    dyn, rew = bn_models()
     with pytest.raises(ValueError, match="needs a C compiler"):
-        ModelObjective(dyn, rew, kernel="native")
+        objective(dyn, rew, kernel="native")
     monkeypatch.setattr(native_build.platform, "machine", lambda: "aarch64")
     native_build.reset()  # (a process keeps its first answer)
     assert unavailable() == "the native rollout kernel needs Linux on an x86-64 CPU"
-
-
-def test_config_refuses_the_kernel_on_a_gpu_or_without_tsinf():
-    with pytest.raises(ConfigError, match="rollout_kernel native runs on the CPU"):
-        TrainConfig(device="cuda", rollout_kernel="native")
-    with pytest.raises(ConfigError, match="native propagates an ensemble by tsinf only, not ts1"):
-        TrainConfig(dynamics="ensemble", propagation="ts1", rollout_kernel="native")
 
 
 @needs_kernel
@@ -257,3 +181,16 @@ def test_a_native_run_evaluates_without_a_compiler(fresh_build, tmp_path, capsys
     native_build.reset()
     assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
+
+
+def test_a_run_refuses_a_kernel_that_cannot_propagate_its_ensemble_before_writing(tmp_path,
+                                                                                  capsys):
+    out = tmp_path / "r"
+    assert main(["train", *TINY, "--dynamics", "ensemble", "--propagation", "ts1",
+                 "--rollout-kernel", "native", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(
+        "--rollout-kernel native: the native rollout kernel propagates an ensemble by tsinf "
+        "only, not ts1")
+    assert not out.exists()

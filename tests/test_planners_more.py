@@ -1,6 +1,7 @@
 """CEM options, iCEM, MPPI and the agent's warm start: analytic optima, bounds, NaN last,
 stable MPPI weights, colored noise spectra, the shift of the previous plan."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -257,10 +258,16 @@ def test_same_seed_same_plan(name):
 # -- warm start in the agent ----------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """A planner without options."""
+
+
 class RecordingPlanner(Planner):
     """Returns a known plan, actions[b, t, a] = 100 * call + 10 * t + a + b / 10, and
     records the warm start it received."""
 
+    Options = NoOptions
     warm_start = True
 
     def __init__(self, with_elites=False):
@@ -361,7 +368,7 @@ def test_make_planner_builds_every_planner_and_rejects_bad_input():
         planner = make(name)
         assert isinstance(planner, cls)
         for option, default in planner_options(name).items():
-            assert getattr(planner, option) == default
+            assert getattr(planner.options, option) == default
     with pytest.raises(ConfigError, match="unknown planner"):
         make("ilqr")
     with pytest.raises(ConfigError, match="temperature"):

@@ -6,10 +6,11 @@ import pytest
 import torch
 from conftest import TINY
 
-from dynaplan.cli import main
-from dynaplan.config import PRESETS, TrainConfig
+from dynaplan.app.cli import main
+from dynaplan.config import TrainConfig, config_from_values, from_dict, to_flat
+from dynaplan.config.flat import ALIASES
 from dynaplan.errors import ConfigError
-from dynaplan.presets import config_from_values, preset_values
+from dynaplan.presets import PRESETS, preset_values
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -18,23 +19,26 @@ from dynaplan.presets import config_from_values, preset_values
 def test_every_preset_is_a_valid_config_for_every_env(name, env):
     config = config_from_values({"preset": name, "env": env})
     assert config.preset == name and config.env == env
-    assert config.dynamics == "ensemble"
+    assert config.model.dynamics == "ensemble"
     # the preset's values, not the seed exercise's defaults
+    flat = to_flat(config)
     for key, value in preset_values(name, env).items():
-        assert getattr(config, key) == value
+        assert flat[ALIASES.get(key, key)] == value
 
 
 def test_pets_paper_is_the_published_setting():
-    c = config_from_values({"preset": "pets-paper"})
-    assert (c.planner, c.num_sequences, c.num_elites, c.horizon) == ("cem", 500, 50, 30)
-    assert (c.ensemble_size, c.ensemble_layers, c.ensemble_hidden) == (5, 4, 200)
-    assert (c.particles, c.propagation) == (20, "tsinf")
+    c = to_flat(config_from_values({"preset": "pets-paper"}))
+    assert (c["planner"], c["num_sequences"], c["num_elites"], c["horizon"]) == (
+        "cem", 500, 50, 30)
+    assert (c["ensemble_size"], c["ensemble_layers"], c["ensemble_hidden"]) == (5, 4, 200)
+    assert (c["particles"], c["propagation"]) == (20, "tsinf")
 
 
 def test_given_values_win_over_the_preset():
     c = config_from_values({"preset": "icem", "num-sequences": 64, "horizon": 7})
-    assert (c.planner, c.num_sequences, c.horizon) == ("icem", 64, 7)
-    assert c.dynamics == "ensemble"
+    assert (c.planner.name, c.planner.options.num_sequences, c.planner.horizon) == (
+        "icem", 64, 7)
+    assert c.model.dynamics == "ensemble"
 
 
 def test_no_preset_keeps_the_seed_defaults():
@@ -54,7 +58,7 @@ def test_cli_preset_then_config_file_then_flags(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *TINY, "--config", str(cfg), "--num-sequences", "12",
                  "--out", str(out)]) == 0
-    saved = json.loads((out / "config.json").read_text())
+    saved = to_flat(from_dict(json.loads((out / "config.json").read_text())))
     assert saved["preset"] == "mppi" and saved["planner"] == "mppi"
     assert saved["reward"] == "known"  # from the preset
     assert saved["particles"] == 5  # the file over the preset
@@ -75,9 +79,8 @@ def test_return_mean_switch_reaches_cem_and_is_refused_by_mppi():
     gen = torch.Generator()
     for value, expected in (("on", True), ("off", False), (None, False)):
         config = config_from_values({"planner": "cem", "return-mean": value, "device": "cpu"})
-        assert build_planner(config, None, spec, gen).return_mean is expected
-    config = config_from_values({"planner": "mppi", "return-mean": "on", "device": "cpu"})
+        assert build_planner(config, None, spec, gen).options.return_mean is expected
     with pytest.raises(ConfigError, match="has no option"):
-        build_planner(config, None, spec, gen)
+        config_from_values({"planner": "mppi", "return-mean": "on", "device": "cpu"})
     with pytest.raises(ConfigError, match="return_mean must be one of off, on"):
         config_from_values({"return-mean": "yes"})

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from dynaplan.cli import main
+from dynaplan.app.cli import main
+from dynaplan.app.report import Run, aggregate, label_methods
 from dynaplan.metrics import COLUMNS
-from dynaplan.report import Run, aggregate, label_methods
 from dynaplan.stats import bootstrap_ci, iqm
 
 

@@ -19,8 +19,8 @@ from conftest import TINY
 
 import dynaplan.checkpoint as checkpoint_module
 from dynaplan import loop
+from dynaplan.app.cli import main
 from dynaplan.checkpoint import list_checkpoints, load_latest, read_checkpoint, save_checkpoint
-from dynaplan.cli import main
 from dynaplan.data import ReplayBuffer
 from dynaplan.errors import CheckpointError
 
@@ -75,7 +75,7 @@ def copy_run(reference, tmp_path):
 
 def spawn(*args):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "dynaplan.cli", "train", *map(str, args)],
+    return subprocess.Popen([sys.executable, "-m", "dynaplan", "train", *map(str, args)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
 
@@ -198,7 +198,7 @@ def test_a_second_signal_after_the_stop_message_is_ignored():
     # one-line message nor change the exit status
     script = (
         "import atexit, os, signal, sys, time\n"
-        "import dynaplan.cli as cli\n"
+        "import dynaplan.app.cli as cli\n"
         "def late():\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"

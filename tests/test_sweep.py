@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dynaplan import sweep as sweep_module
-from dynaplan.cli import main
-from dynaplan.sweep import expand, read_spec
+from dynaplan.app import sweep as sweep_module
+from dynaplan.app.cli import main
+from dynaplan.app.sweep import expand, read_spec
 
 # the tiny budget of conftest.TINY, as spec keys (iterations set per test)
 TINY_SPEC = """\
@@ -54,7 +54,7 @@ def test_grid_expands_every_combination_with_readable_stable_names(tmp_path):
         "Pendulum-v1__cem__horizon-10__s0", "Pendulum-v1__cem__horizon-10__s1"]
     assert trials[-1].name == "MountainCarContinuous-v0__random__horizon-10__s1"
     t = trials[5]
-    assert (t.config.env, t.config.planner, t.config.horizon, t.config.seed) == (
+    assert (t.config.env, t.config.planner.name, t.config.planner.horizon, t.config.seed) == (
         "Pendulum-v1", "random", 5, 1)
     assert t.axes == {"env": "Pendulum-v1", "planner": "random", "horizon": 5, "seed": 1}
     assert all(t.config.iterations == 3 and t.config.eval_episodes == 2 for t in trials)
@@ -66,8 +66,9 @@ def test_presets_name_the_trials_and_set_their_options(tmp_path):
                                 "iterations: 1\n")
     trials = expand(read_spec(spec)[0])
     assert [t.name for t in trials] == ["Pendulum-v1__pets__s3", "Pendulum-v1__icem__s3"]
-    assert [t.config.planner for t in trials] == ["cem", "icem"]
-    assert all(t.config.dynamics == "ensemble" and t.config.iterations == 1 for t in trials)
+    assert [t.config.planner.name for t in trials] == ["cem", "icem"]
+    assert all(t.config.model.dynamics == "ensemble" and t.config.iterations == 1
+               for t in trials)
 
 
 def test_dry_run_lists_the_trials_and_runs_nothing(tmp_path, capsys):

@@ -1,5 +1,6 @@
-"""The Triton rollout kernel computes what the dynamics MLP (or a TS-inf ensemble) computes
-step by step, and the objective built on it returns what the torch path returns. Without
+"""The Triton rollout kernel computes what the dynamics MLP computes step by step, refuses
+what it cannot run, and runs are refused or evaluated without it off a GPU (the objective
+built on it returns the reference's: test_accel_rollouts.py). Without
 a GPU the kernel runs in Triton's interpreter (conftest.py sets TRITON_INTERPRET): the
 same kernel source, its arithmetic and indexing, on CPU tensors. Its compiled form runs
 in test_cuda_paths.py."""
@@ -10,36 +11,23 @@ import shutil
 import pytest
 import torch
 from conftest import TINY, TINY_NO_DEVICE
-from test_fused_ensemble import random_ensemble
-from test_fused_ensemble import reward as ensemble_reward
-from test_objective_paths import (
-    _bn_models,
-    assert_cem_plans_agree,
-    assert_ensemble_cem_agrees,
-    assert_ensemble_returns_agree,
+from objectives import (
     assert_refuses_missing_noise,
-    known_reward,
-    leaves_box,
-    reference,
+    bn_models,
+    objective,
+    random_ensemble,
     step_by_step,
 )
 
-from dynaplan.cli import main
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.fused import FusedMLPs
-from dynaplan.models.fused_ensemble import FusedEnsemble
-from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective
+from dynaplan.accel.fused import FusedMLPs
+from dynaplan.accel.fused_ensemble import FusedEnsemble
+from dynaplan.app.cli import main
 
 pytest.importorskip("triton")
 needs_interpreter = pytest.mark.skipif(
     torch.cuda.is_available(), reason="the CPU tests interpret the kernel; a GPU compiles it")
 
-from dynaplan.models.triton_rollout import TritonRollout, unavailable  # noqa: E402
-
-SMALL = (32, 24)
-"""Hidden sizes of the seed's BatchNorm networks, cut down: the interpreter runs a tile at a
-time in numpy, and the seed's 512 x 256 layer takes it seconds a step."""
+from dynaplan.accel.triton_rollout import TritonRollout, unavailable  # noqa: E402
 
 
 @needs_interpreter
@@ -49,7 +37,7 @@ time in numpy, and the seed's 512 x 256 layer takes it seconds a step."""
     (5, 2, dict(hidden=(20,), batch_norm=False, activation="relu")),  # no hidden-to-hidden
 ])
 def test_kernel_states_equal_the_step_by_step_rollout(obs_dim, act_dim, net):
-    dyn, _ = _bn_models(obs_dim, act_dim, **net)
+    dyn, _ = bn_models(obs_dim, act_dim, **net)
     state = torch.randn(37, obs_dim)  # 37 rows: the last program's rows are partly masked
     actions = torch.rand(37, 6, act_dim) * 4 - 2
     got = TritonRollout(FusedMLPs([dyn]), obs_dim)(state, actions)
@@ -61,43 +49,10 @@ def test_kernel_states_equal_the_step_by_step_rollout(obs_dim, act_dim, net):
 @needs_interpreter
 @pytest.mark.parametrize("block, block_m", [(16, 16), (64, 32)])
 def test_kernel_tiles_change_nothing_but_speed(block, block_m):
-    dyn, _ = _bn_models(hidden=(40, 40), batch_norm=False, activation="silu")
+    dyn, _ = bn_models(hidden=(40, 40), batch_norm=False, activation="silu")
     state, actions = torch.randn(21, 3), torch.rand(21, 4, 1) * 4 - 2
     got = TritonRollout(FusedMLPs([dyn]), 3, block=block, block_m=block_m)(state, actions)
     torch.testing.assert_close(got, step_by_step(dyn, state, actions), rtol=1e-5, atol=1e-5)
-
-
-@needs_interpreter
-@pytest.mark.parametrize("reward, termination", [
-    ("learned", None), ("learned", leaves_box), ("known", None), ("known", leaves_box)])
-def test_objective_on_the_kernel_returns_the_definition(reward, termination):
-    dyn, rew = _bn_models(hidden=SMALL)
-    rew = rew if reward == "learned" else known_reward
-    obs, actions = torch.randn(2, 3) * 0.3, torch.rand(2, 20, 7, 1) * 4 - 2
-    got = ModelObjective(dyn, rew, termination, kernel="triton")(obs, actions)
-    want = reference(dyn, rew, termination, obs, actions)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-
-
-@needs_interpreter
-def test_cem_plans_the_same_on_the_kernel():
-    dyn, rew = _bn_models(hidden=SMALL)
-    objectives = [ModelObjective(dyn, rew, kernel=kernel) for kernel in ("torch", "triton")]
-    assert_cem_plans_agree(objectives, [-2.0], [2.0], 5, torch.randn(1, 3),
-                           num_sequences=32, num_iterations=3, num_elites=4)
-
-
-@needs_interpreter
-@pytest.mark.parametrize("sample", [True, False])
-@pytest.mark.parametrize("activation, keep", [("silu", 3), ("relu", 5)])  # of 5 members
-def test_ensemble_kernel_returns_the_torch_paths(sample, activation, keep):
-    assert_ensemble_returns_agree("triton", random_ensemble(activation, keep), keep, sample,
-                                  ensemble_reward)
-
-
-@needs_interpreter
-def test_cem_through_the_ensemble_kernel_plans_as_the_torch_path():
-    assert_ensemble_cem_agrees("triton", random_ensemble("silu", 3), ensemble_reward)
 
 
 @needs_interpreter
@@ -106,32 +61,8 @@ def test_a_sampled_rollout_refuses_missing_noise():
     assert_refuses_missing_noise(TritonRollout(ensemble, 3, sample=True))
 
 
-@needs_interpreter
-def test_refresh_snapshots_the_new_weights():
-    dyn, rew = _bn_models(hidden=SMALL)
-    objective = ModelObjective(dyn, known_reward, kernel="triton")
-    obs, actions = torch.randn(1, 3), torch.rand(1, 8, 4, 1)
-    before = objective(obs, actions).clone()
-    with torch.no_grad():
-        dyn.net[-1].bias.add_(0.5)
-    assert torch.equal(objective(obs, actions), before)  # a snapshot until refresh()
-    objective.refresh()
-    after = objective(obs, actions)
-    torch.testing.assert_close(after, reference(dyn, known_reward, None, obs, actions),
-                               rtol=1e-4, atol=1e-4)
-    assert not torch.allclose(after, before)
-
-
 def test_kernel_refuses_what_it_cannot_run(monkeypatch):
-    dyn, rew = _bn_models()
-    for propagation in ("ts1", "expectation"):
-        ens = EnsembleDynamics(GaussianEnsemble(4, 3, 2, hidden=(8,)), propagation, 2)
-        with pytest.raises(ValueError, match=f"by tsinf only, not {propagation}"):
-            ModelObjective(ens, known_reward, kernel="triton")
-    with pytest.raises(ValueError, match="not with fused off or compile"):
-        ModelObjective(dyn, rew, compile=True, kernel="triton")
-    with pytest.raises(ValueError, match="kernel must be one of auto, torch, triton, native"):
-        ModelObjective(dyn, rew, kernel="cuda")
+    dyn, rew = bn_models()
     with pytest.raises(ValueError, match="block must be a power of two"):
         TritonRollout(FusedMLPs([dyn]), 3, block=24)
     with pytest.raises(ValueError, match="one network"):
@@ -139,7 +70,7 @@ def test_kernel_refuses_what_it_cannot_run(monkeypatch):
     with pytest.raises(ValueError, match="needs a dynamics network"):
         TritonRollout(FusedMLPs([rew]), 3)
     # without the interpreter a CPU tensor is refused, not handed to a GPU launch
-    from dynaplan.models import triton_kernel
+    from dynaplan.accel import triton_kernel
 
     monkeypatch.setattr(triton_kernel, "INTERPRETED", False)
     with pytest.raises(RuntimeError, match="runs on CUDA tensors"):
@@ -153,16 +84,14 @@ def test_missing_triton_is_refused_with_its_install_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "triton" else real(name, *a))
     assert "pip install triton" in unavailable()
-    dyn, rew = _bn_models()
+    dyn, rew = bn_models()
     with pytest.raises(ValueError, match="needs the triton package"):
-        ModelObjective(dyn, rew, kernel="triton")
+        objective(dyn, rew, kernel="triton")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 @pytest.mark.parametrize("flags, words", [
     (["--device", "cpu"], "rollout_kernel triton needs a CUDA device"),
-    (["--dynamics", "ensemble", "--propagation", "ts1", "--device", "auto"],
-     "rollout_kernel triton propagates an ensemble by tsinf only, not ts1"),
     (["--device", "auto"], "--rollout-kernel triton needs a CUDA device, and this run plans "
                            "on cpu"),
 ])
@@ -187,7 +116,8 @@ def test_a_gpu_run_evaluates_on_the_cpu_without_its_gpu_settings(tmp_path, capsy
     gpu_run = tmp_path / "gpu_run"
     shutil.copytree(run, gpu_run)
     config = json.loads((gpu_run / "config.json").read_text())
-    config.update(device="cuda", cuda_graph="on", tf32="on", rollout_kernel="triton")
+    config["device"] = "cuda"
+    config["speed"].update(cuda_graph=True, tf32=True, rollout_kernel="triton")
     (gpu_run / "config.json").write_text(json.dumps(config))
     capsys.readouterr()
     results = []

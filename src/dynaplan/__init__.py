@@ -1,11 +1,25 @@
 """dynaplan: model-based reinforcement learning with model-predictive control.
 
 Learn a dynamics model and a reward model from interaction data, then plan through them
-with sampling-based optimizers (random shooting, CEM), replanning at every step.
+with sampling-based optimizers (random shooting, CEM, iCEM, MPPI), replanning at every
+step. Names are loaded on first use, so importing a part (dynaplan.planners.cem, say)
+loads only what that part needs.
 """
 
-from dynaplan.config import TrainConfig
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from dynaplan.errors import ConfigError
 
 __all__ = ["ConfigError", "TrainConfig", "__version__"]
 __version__ = "0.1.0"
+
+_LAZY = {"TrainConfig": "dynaplan.config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dynaplan' has no attribute {name!r}")

@@ -18,9 +18,8 @@ import time
 import numpy as np
 import torch
 
-from dynaplan.planners.base import Plan, Planner
-
-FILLS = ("center", "repeat")
+from dynaplan.planners.base import Planner
+from dynaplan.types import FILLS, Plan
 
 
 def shift(sequences: torch.Tensor, fill: torch.Tensor | None) -> torch.Tensor:

@@ -1,20 +1,38 @@
-"""Turn a TrainConfig into objects: the one place where configuration meets classes."""
+"""Turn a TrainConfig into objects: the one place where configuration meets classes, and
+where accelerators are chosen (accel.select_rollout, accel.select_fit_step, CUDA graphs).
+
+Library classes take plain typed arguments; this module reads the configuration for
+them. The model types a run can learn are the table `DYNAMICS` (types.DYNAMICS_MODELS).
+"""
 
 from __future__ import annotations
 
-import torch
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from dynaplan.config import GPU_ONLY, PLANNER_OPTIONS, SWITCH_OPTIONS, TrainConfig
+import torch
+from torch import nn
+
+from dynaplan import accel
+from dynaplan.agent import MPCAgent
+from dynaplan.config import TrainConfig
 from dynaplan.envs import EnvSpec, known_termination, planning_reward
 from dynaplan.errors import ConfigError
-from dynaplan.models import DynamicsModel, RewardModel
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.ensemble_fit import EnsembleFitter
-from dynaplan.models.fit import ModelFitter
-from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective, Planner, make_planner
-from dynaplan.planners.graphed import GraphedPlanner
-from dynaplan.planners.objective import kernel_unavailable
+from dynaplan.models import (
+    Bootstrap,
+    DynamicsModel,
+    EnsembleDynamics,
+    FitPart,
+    GaussianEnsemble,
+    Minibatches,
+    RewardModel,
+)
+from dynaplan.models.fit import adam
+from dynaplan.objective import ModelObjective
+from dynaplan.planners import PLANNERS, Planner
+from dynaplan.runstate import Generators
+from dynaplan.types import DYNAMICS_MODELS, Dynamics, Objective
 
 
 def resolve_device(name: str) -> torch.device:
@@ -27,121 +45,164 @@ def resolve_device(name: str) -> torch.device:
 
 
 def require_device(config: TrainConfig, device: torch.device) -> None:
-    """Refuse the GPU-only settings (GPU_ONLY) for a run that plans on `device` when that
-    is not a CUDA device, the native kernel when it is, and either kernel where it cannot
-    run (no triton package; no C compiler or CPU support for the native one)."""
-    for name, value in GPU_ONLY.items():
-        if getattr(config, name) == value and device.type != "cuda":
-            raise ConfigError(f"--{name.replace('_', '-')} {value} needs a CUDA device, and "
-                              f"this run plans on {device}")
-    kernel = config.rollout_kernel
-    if kernel == "native" and device.type != "cpu":
-        raise ConfigError(f"--rollout-kernel native runs on the CPU, and this run plans on "
-                          f"{device} (add --device cpu)")
-    if (reason := kernel_unavailable(kernel)) is not None:
-        raise ConfigError(f"--rollout-kernel {kernel}: {reason}")
+    """Refuse, in one line, each accelerator the config asks for that cannot run on
+    `device` in this process (accel.why_not)."""
+    for kind, (name, value) in config.speed.accelerators().items():
+        reason = accel.refusal(f"--{name.replace('_', '-')} {value}", kind, device)
+        if reason is not None:
+            if kind == "native" and device.type != "cpu":
+                reason += " (add --device cpu)"
+            raise ConfigError(reason)
 
 
-def build_models(
-    spec: EnvSpec, device: torch.device, config: TrainConfig | None = None
-) -> tuple[DynamicsModel | GaussianEnsemble, RewardModel]:
-    """Fresh (dynamics, reward) models; their initial weights come from torch's global
-    generator, which the loop seeds once per run. The dynamics model is the seed's MLP or,
-    with `dynamics: ensemble`, a GaussianEnsemble of [obs, action] -> obs delta whose
-    first `kept_members` members plan until a fit picks the best."""
-    dynamics: DynamicsModel | GaussianEnsemble
-    if config is not None and config.dynamics == "ensemble":
-        dynamics = GaussianEnsemble(spec.obs_dim + spec.action_dim, spec.obs_dim,
-                                    members=config.ensemble_size,
-                                    hidden=(config.ensemble_hidden,) * config.ensemble_layers,
-                                    activation=config.ensemble_activation)
-        dynamics.elites = torch.arange(config.kept_members)
-        dynamics = dynamics.to(device)
-    else:
-        dynamics = DynamicsModel(spec.obs_dim, spec.action_dim).to(device)
+# -- models -------------------------------------------------------------------------------
+
+def _mlp(spec: EnvSpec, config: TrainConfig) -> nn.Module:
+    return DynamicsModel(spec.obs_dim, spec.action_dim)
+
+
+def _gaussian_ensemble(spec: EnvSpec, config: TrainConfig) -> nn.Module:
+    e = config.model.ensemble
+    return GaussianEnsemble(spec.obs_dim + spec.action_dim, spec.obs_dim, members=e.size,
+                            hidden=(e.hidden,) * e.layers, activation=e.activation,
+                            keep=e.kept)
+
+
+DYNAMICS: dict[str, Callable[[EnvSpec, TrainConfig], nn.Module]] = {
+    "mlp": _mlp,
+    "ensemble": _gaussian_ensemble,
+}
+"""Each dynamics model type by its `--dynamics` name: a fresh, learnable module."""
+assert tuple(DYNAMICS) == DYNAMICS_MODELS
+
+
+def build_models(spec: EnvSpec, device: torch.device,
+                 config: TrainConfig) -> tuple[nn.Module, RewardModel]:
+    """Fresh (dynamics, reward) models on `device`, dynamics first; their initial weights
+    come from torch's global generator, which the loop seeds once per run."""
+    dynamics = DYNAMICS[config.model.dynamics](spec, config).to(device)
     reward = RewardModel(spec.obs_dim, spec.action_dim).to(device)
     return dynamics, reward
 
 
-def build_fitter(
-    config: TrainConfig, dynamics: DynamicsModel | GaussianEnsemble, reward: RewardModel
-) -> ModelFitter:
-    """MSE fitting of the MLPs; an ensemble gets its own NLL fitter (models/ensemble_fit)."""
-    ensemble_fitter = None
+def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
+                    reward: RewardModel) -> list[FitPart]:
+    """What `models.fit` trains, reward first: the MLPs on shared minibatches with input
+    noise (Adam), an ensemble on its own bootstrap (Adam with PETS's weight decay). With
+    an ensemble, the reward model's epochs draw from the generator before the ensemble's
+    bootstrap does, the order earlier versions drew in."""
+    m = config.model
+    minibatches = Minibatches(m.batch_size, m.input_noise)
+    parts = [FitPart("reward", reward, adam(reward.parameters(), m.lr), minibatches,
+                     accel.select_fit_step)]
     if isinstance(dynamics, GaussianEnsemble):
-        ensemble_fitter = EnsembleFitter(dynamics, lr=config.ensemble_lr, epochs=config.epochs,
-                                         batch_size=config.ensemble_batch_size,
-                                         keep=config.kept_members)
-    return ModelFitter(dynamics, reward, config.lr, config.epochs, config.batch_size,
-                       config.input_noise, dynamics_fitter=ensemble_fitter)
-
-
-def build_objective(
-    config: TrainConfig,
-    dynamics: DynamicsModel | GaussianEnsemble,
-    reward: RewardModel,
-    generator: torch.Generator | None = None,
-) -> ModelObjective:
-    """Plan with the learned reward model or, with `reward: known` or `shaped`, the env's
-    own reward or our planning reward for it (envs/rewards.py); stop returns at the
-    env's known termination with `termination: known`. An ensemble plans
-    through EnsembleDynamics, whose member draws and state noise come from `generator`
-    (required then; on the CPU or the models' device, which keeps a plan call on a GPU).
-    With `tf32: on` the rollouts multiply on TF32 tensor cores, with `rollout_kernel:
-    triton` they run as one Triton kernel a call (both a CUDA device only), with
-    `rollout_kernel: native` as one C kernel call (the CPU only)."""
-    if config.reward == "learned":
-        reward_fn = reward
+        e = m.ensemble
+        optimizer = torch.optim.Adam(dynamics.parameters(), lr=e.lr, weight_decay=5e-5)
+        parts.append(FitPart("dynamics", dynamics, optimizer, Bootstrap(e.size, e.batch_size),
+                             accel.select_fit_step))
     else:
-        reward_fn = planning_reward(config.env, config.reward)
-    termination = known_termination(config.env) if config.termination == "known" else None
-    if config.termination == "known" and termination is None:
-        raise ConfigError(f"{config.env} has no known termination")
-    model: DynamicsModel | EnsembleDynamics
+        parts.append(FitPart("dynamics", dynamics, adam(dynamics.parameters(), m.lr),
+                             minibatches, accel.select_fit_step))
+    return parts
+
+
+def checkpoint_optimizers(parts: list[FitPart]) -> list[torch.optim.Optimizer]:
+    """The parts' optimizers in the order checkpoints store them: dynamics, reward."""
+    by_name = {p.name: p.optimizer for p in parts}
+    return [by_name["dynamics"], by_name["reward"]]
+
+
+# -- planning -----------------------------------------------------------------------------
+
+def planning_dynamics(config: TrainConfig, dynamics: nn.Module,
+                      generator: torch.Generator | None = None) -> Dynamics:
+    """What the objective steps: the dynamics MLP itself, or an ensemble's propagation
+    (its member draws and state noise from `generator`, required then: on the CPU or the
+    models' device, which keeps a plan call on a GPU)."""
     if isinstance(dynamics, GaussianEnsemble):
         if generator is None:
             raise ValueError("an ensemble objective needs a torch.Generator")
-        model = EnsembleDynamics(dynamics, config.propagation, config.particles,
-                                 generator=generator)
-    else:
-        model = dynamics
+        e = config.model.ensemble
+        return EnsembleDynamics(dynamics, e.propagation, e.particles, generator=generator)
+    return dynamics  # type: ignore[return-value]
+
+
+def build_objective(config: TrainConfig, dynamics: nn.Module, reward: RewardModel,
+                    generator: torch.Generator | None = None,
+                    compile: bool = False) -> ModelObjective:
+    """Plan with the learned reward model or, with `reward: known` or `shaped`, the env's
+    own reward or our planning reward for it (envs/rewards.py); stop returns at the env's
+    known termination with `termination: known`; the rollouts run as `rollout_kernel`
+    says (accel.select_rollout), on TF32 tensor cores with `tf32: on`."""
+    m = config.model
+    reward_fn = reward if m.reward == "learned" else planning_reward(config.env, m.reward)
+    termination = known_termination(config.env) if m.termination == "known" else None
+    if m.termination == "known" and termination is None:
+        raise ConfigError(f"{config.env} has no known termination")
+    planned = planning_dynamics(config, dynamics, generator)
     require_device(config, next(dynamics.parameters()).device)
-    return ModelObjective(model, reward_fn, termination, tf32=config.tf32 == "on",
-                          kernel=config.rollout_kernel)
+    kernel = config.speed.rollout_kernel
+    try:
+        rollout = accel.select_rollout(kernel, planned, reward_fn, termination,
+                                       compile=compile, tf32=config.speed.tf32)
+    except ValueError as err:
+        raise ConfigError(f"--rollout-kernel {kernel}: {err}") from None
+    return ModelObjective(planned, reward_fn, termination, rollout=rollout)
 
 
 def warm_start(config: TrainConfig) -> bool | None:
     """The agent's warm_start argument: None lets the planner decide."""
-    return {"auto": None, "on": True, "off": False}[config.warm_start]
+    return {"auto": None, "on": True, "off": False}[config.planner.warm_start]
 
 
-def build_planner(
-    config: TrainConfig, objective, spec: EnvSpec, generator: torch.Generator
-) -> Planner:
-    """The configured planner through planners.make_planner (which lists every option);
-    with `cuda_graph: on`, wrapped so that each plan call replays a CUDA graph."""
-    options: dict[str, object] = {"num_sequences": config.num_sequences}
-    if config.planner in ("cem", "icem", "mppi"):
-        options["num_iterations"] = config.cem_iterations
-    if config.planner in ("cem", "icem"):
-        options["num_elites"] = config.num_elites
-    for name in PLANNER_OPTIONS:  # only the options the user set; make_planner refuses
-        value = getattr(config, name)  # one the chosen planner does not take
-        if value is not None:
-            options[name] = value == "on" if name in SWITCH_OPTIONS else value
-    planner = make_planner(
-        config.planner,
-        objective,
-        spec.action_low,
-        spec.action_high,
-        config.horizon,
-        generator,
-        **options,
-    )
-    if config.cuda_graph == "off":
+def build_planner(config: TrainConfig, objective: Objective, spec: EnvSpec,
+                  generator: torch.Generator) -> Planner:
+    """The configured planner with its options; with `cuda_graph: on`, wrapped so that each
+    plan call replays a CUDA graph."""
+    p = config.planner
+    planner = PLANNERS[p.name](objective, spec.action_low, spec.action_high, p.horizon,
+                               generator, **dataclasses.asdict(p.options))
+    if not config.speed.cuda_graph:
         return planner
     require_device(config, generator.device)
+    from dynaplan.accel.graphed import GraphedPlanner
+
     try:
         return GraphedPlanner(planner)  # type: ignore[return-value]
     except ValueError as exc:
         raise ConfigError(f"--cuda-graph on: {exc}") from None
+
+
+@dataclass
+class RunParts:
+    """Every object a run acts and learns with, built from its config.
+
+    An ensemble's particles draw from their own generator per agent, so the acting and
+    the evaluating agent each get an objective; the deterministic MLP's objective draws
+    nothing and is shared."""
+
+    dynamics: nn.Module
+    reward: RewardModel
+    fit: list[FitPart]
+    objective: ModelObjective
+    eval_objective: ModelObjective
+    agent: MPCAgent
+    eval_agent: MPCAgent
+
+
+def build_run(config: TrainConfig, spec: EnvSpec, device: torch.device,
+              generators: Generators) -> RunParts:
+    """Models, their fit, and one agent each for acting and evaluating, drawing from the
+    run's generators (runstate.Generators, seeded before this: the models' initial
+    weights come from torch's global generator)."""
+    dynamics, reward = build_models(spec, device, config)
+    parts = build_fit_parts(config, dynamics, reward)
+    objective = build_objective(config, dynamics, reward, generators.particles_act)
+    eval_objective = objective
+    if isinstance(objective.dynamics, EnsembleDynamics):
+        eval_objective = build_objective(config, dynamics, reward, generators.particles_eval)
+    start = warm_start(config)
+    agent = MPCAgent(build_planner(config, objective, spec, generators.act), device, start)
+    eval_agent = MPCAgent(build_planner(config, eval_objective, spec, generators.eval),
+                          device, start)
+    return RunParts(dynamics, reward, parts, objective, eval_objective, agent, eval_agent)

@@ -1,5 +1,5 @@
-"""Named bundles of train options (`--preset`), per environment, and the one function
-that turns option values into a TrainConfig.
+"""Named bundles of train options (`--preset`), per environment, in the names users write
+(config/flat.py turns them into a TrainConfig).
 
 Precedence: built-in defaults (the seed exercise) < preset < config file < flags. A preset
 only fills options the user did not give, so any of its values can be overridden.
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dynaplan.config import PRESETS, TrainConfig
 from dynaplan.errors import ConfigError
+
+PRESETS = ("pets", "icem", "mppi", "pets-paper")
 
 # Per environment: the data schedule, reward, termination and any size that differs from
 # the shared ensemble and planner settings below (these win over them).
@@ -47,15 +48,15 @@ _ENSEMBLE = dict(dynamics="ensemble", ensemble_size=5, ensemble_hidden=64, ensem
                  particles=5)
 
 _PLANNERS: dict[str, dict[str, Any]] = {
-    "pets": dict(planner="cem", num_sequences=100, num_elites=10, cem_iterations=3,
+    "pets": dict(planner="cem", num_sequences=100, num_elites=10, num_iterations=3,
                  alpha=0.1, warm_start="on"),
-    "icem": dict(planner="icem", num_sequences=100, num_elites=10, cem_iterations=3),
-    "mppi": dict(planner="mppi", num_sequences=100, cem_iterations=3),
+    "icem": dict(planner="icem", num_sequences=100, num_elites=10, num_iterations=3),
+    "mppi": dict(planner="mppi", num_sequences=100, num_iterations=3),
 }
 
 # Chua et al. 2018: population 500, 50 elites, horizon 30, 5 members of 4 x 200 swish
 # units, 20 particles, TS-inf; for a GPU.
-_PETS_PAPER = dict(planner="cem", num_sequences=500, num_elites=50, cem_iterations=5,
+_PETS_PAPER = dict(planner="cem", num_sequences=500, num_elites=50, num_iterations=5,
                    alpha=0.1, horizon=30, dynamics="ensemble", ensemble_size=5,
                    ensemble_hidden=200, ensemble_layers=4, ensemble_activation="silu",
                    ensemble_batch_size=32, propagation="tsinf", particles=20, warm_start="on")
@@ -69,7 +70,7 @@ _OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     # thread), and 200-step training episodes refit the model every ~200 steps instead of
     # after each 1,000-step balanced episode (InvertedPendulum, BENCHMARKS.md section 4)
     ("pets", "InvertedPendulum-v5"): dict(return_mean="on", num_sequences=300,
-                                          cem_iterations=5, train_episode_steps=200,
+                                          num_iterations=5, train_episode_steps=200,
                                           iterations=9),
 }
 
@@ -84,16 +85,3 @@ def preset_values(name: str, env: str) -> dict[str, Any]:
     if name == "pets-paper":
         return {**_ENVS[env], **_PETS_PAPER}
     return {**_ENSEMBLE, **_PLANNERS[name], **_ENVS[env], **_OVERRIDES.get((name, env), {})}
-
-
-def config_from_values(values: dict[str, Any], source: str = "options") -> TrainConfig:
-    """A TrainConfig from train-option values (keys with dashes or underscores), with the
-    `preset` key, if any, filling every option not given."""
-    clean = {str(k).replace("-", "_"): v for k, v in values.items()}
-    preset = clean.get("preset")
-    if preset is not None:
-        if not isinstance(preset, str):
-            raise ConfigError(f"{source}: preset must be a string, got {preset!r}")
-        env = clean.get("env") or TrainConfig.env
-        clean = {**preset_values(preset, env), **clean}
-    return TrainConfig.from_dict(clean, source=source)

@@ -20,6 +20,7 @@ boundary; it is the place for planner state that outlives an episode, if one eve
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 
 from dynaplan.checkpoint import Checkpoint
-from dynaplan.config import TrainConfig
+from dynaplan.config import TrainConfig, from_dict, to_dict
 from dynaplan.errors import CheckpointError, ConfigError
 
 
@@ -111,7 +112,7 @@ def capture(
     numpy_states, torch_states = generators.state()
     dynamics, reward = models
     json_part = {
-        "config": config.to_dict(),
+        "config": to_dict(config),
         "device": device.type,
         "metrics": history.rows,
         "episodes": history.episode_rows,
@@ -143,10 +144,13 @@ def restore(
     if state.get("device") != device.type:
         raise ConfigError(f"checkpoint {checkpoint.path} was written on {state.get('device')}, "
                           f"this run would use {device.type}; resume on the same device")
-    # options added since the checkpoint was written take their defaults
-    saved = {**TrainConfig().to_dict(), **(state.get("config") or {}),
-             "iterations": config.iterations}
-    if saved != config.to_dict():
+    # options added since the checkpoint was written take their defaults; a flat config
+    # of an older dynaplan is migrated
+    try:
+        saved = from_dict(state.get("config") or {}, source=f"checkpoint {checkpoint.path}")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    if dataclasses.replace(saved, iterations=config.iterations) != config:
         raise ConfigError(f"checkpoint {checkpoint.path} was written with other options than "
                           "the run's config.json")
     dynamics, reward = models

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import torch
 
 from dynaplan.errors import ConfigError
+from dynaplan.types import Transitions
 
 _FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 
@@ -86,6 +88,14 @@ class ReplayBuffer:
         if n >= 2:
             n_valid = min(max(n_valid, 1), n - 1)
         return Split(train=perm[n_valid:], valid=perm[:n_valid])
+
+    def tensors(self, device: torch.device | str = "cpu") -> Transitions:
+        """Every transition as float32 tensors (terminated as bool) on `device`."""
+        as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32,  # noqa: E731
+                                         device=device)
+        return Transitions(obs=as_t(self.obs), action=as_t(self.action),
+                           reward=as_t(self.reward), next_obs=as_t(self.next_obs),
+                           terminated=torch.as_tensor(self.terminated, device=device))
 
     def save(self, file: str | Path | BinaryIO) -> None:
         """Write all fields as one `.npz` (a path or an open binary file)."""

@@ -9,8 +9,6 @@ environment's reward.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from dynaplan.envs.terminations import (
@@ -18,8 +16,7 @@ from dynaplan.envs.terminations import (
     mountain_car_continuous_termination,
 )
 from dynaplan.errors import ConfigError
-
-RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from dynaplan.types import RewardFn
 
 
 def pendulum_reward(

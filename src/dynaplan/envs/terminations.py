@@ -8,11 +8,9 @@ tensor [...]: True where the environment would report `terminated` after that st
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from dynaplan.types import TerminationFn
 
 
 def mountain_car_continuous_termination(

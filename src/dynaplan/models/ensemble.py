@@ -4,8 +4,9 @@ E members share an architecture and run as ONE batched matmul per layer: weights
 [E, in, out] and activations [E, M, in]. Each member outputs a mean and a bounded
 log-variance (sec. 4.1 and appendix A.1 of the paper: the log-variance is softly clamped
 between learned bounds `max_logvar` and `min_logvar`, which a small penalty keeps tight).
-Training minimizes the Gaussian negative log-likelihood; every member sees its own
-bootstrap resample of the training rows.
+Training minimizes the Gaussian negative log-likelihood (the ensemble's `loss`, one value
+per member); every member sees its own bootstrap resample of the training rows
+(models/fit.py's `Bootstrap`), and after a fit the members of lowest validation error plan.
 
 Shapes: E members, M rows, I inputs, D outputs. Everything here is in normalized units;
 `input_norm` / `output_norm` map raw data in and out, as in `world.Regressor`.
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dynaplan.models.normalizer import Normalizer
+from dynaplan.types import Transitions
 
 
 class EnsembleLinear(nn.Module):
@@ -48,9 +51,13 @@ class GaussianEnsemble(nn.Module):
         members: int = 5,
         hidden: tuple[int, ...] = (200, 200, 200, 200),
         activation: str = "silu",
+        keep: int | None = None,
     ) -> None:
+        """`keep`: how many members plan (default all): the first ones until a fit picks
+        the best by validation loss."""
         super().__init__()
         self.members, self.out_dim = members, out_dim
+        self.keep_count = keep or members
         widths = (in_dim, *hidden)
         self.hidden_layers = nn.ModuleList(
             EnsembleLinear(members, a, b) for a, b in zip(widths[:-1], widths[1:])
@@ -62,7 +69,7 @@ class GaussianEnsemble(nn.Module):
         self.input_norm = Normalizer(in_dim)
         self.output_norm = Normalizer(out_dim)
         # members kept for planning (indices), e.g. the best by validation loss
-        self.register_buffer("elites", torch.arange(members))
+        self.register_buffer("elites", torch.arange(self.keep_count))
 
     def forward(
         self, x: torch.Tensor, members: torch.Tensor | None = None
@@ -78,20 +85,50 @@ class GaussianEnsemble(nn.Module):
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
 
-    def nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw inputs [E', M, I] of the kept members -> mean and std of the state change
+        [E', M, D], raw units (what `EnsembleDynamics` propagates)."""
+        # all members in order: no copy of the kept members' weights
+        members = None if x.shape[0] == self.members else self.elites
+        mean, logvar = self(self.input_norm.normalize(x), members)
+        std = torch.exp(0.5 * logvar) * self.output_norm.std
+        return self.output_norm.denormalize(mean), std
+
+    # -- Learnable (types.py) ------------------------------------------------------------
+
+    def examples(self, data: Transitions) -> tuple[torch.Tensor, torch.Tensor]:
+        """[obs, action] -> the state change."""
+        return torch.cat([data.obs, data.action], dim=-1), data.next_obs - data.obs
+
+    def prepare(self, x: torch.Tensor, y: torch.Tensor,
+                train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.input_norm.fit(x[train])
+        self.output_norm.fit(y[train])
+        return self.input_norm.normalize(x), self.output_norm.normalize(y)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gaussian NLL per member [E] (constant dropped), averaged over rows and outputs,
-        plus the paper's 0.01 penalty on the log-variance bounds."""
+        plus the paper's 0.01 penalty on the log-variance bounds; x [E, M, I] and
+        y [E, M, D] normalized, each member its own rows."""
         mean, logvar = self(x)
         per_member = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
         return per_member + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
 
     @torch.no_grad()
-    def mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def validation_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Validation MSE of each member's mean [E]; x [M, I] and y [M, D] are shared."""
         mean, _ = self(x.expand(self.members, *x.shape))
         return ((mean - y) ** 2).mean(dim=(1, 2))
 
-    @torch.no_grad()
-    def keep_best(self, valid_mse: torch.Tensor, count: int) -> None:
-        """Plan with the `count` members of lowest validation loss."""
-        self.elites = torch.argsort(valid_mse)[:count].sort().values
+    def keep(self, valid: torch.Tensor | None, count: int | None = None) -> float:
+        """Plan with the `count` (default `keep_count`) members of lowest validation loss;
+        the reported loss is their mean (NaN without validation rows, which keeps the
+        first members)."""
+        count = self.keep_count if count is None else count
+        scores = torch.zeros(self.members, device=self.elites.device) if valid is None else valid
+        with torch.no_grad():
+            self.elites = torch.argsort(scores)[:count].sort().values
+        if valid is None:
+            return float("nan")
+        per_member = valid.tolist()
+        return float(np.mean([per_member[k] for k in self.elites.tolist()]))

@@ -1,49 +1,40 @@
-"""Supervised fitting of the dynamics and reward models (the seed's Task 1, fixed).
+"""Supervised fitting of any `Learnable` model (types.py): the seed's Task 1, fixed.
 
-Each fit refits the normalizers on the training split, then runs `epochs` passes of Adam
-on MSE in normalized space with Gaussian input noise. Every training row is used in every
-epoch, in ceil(n / batch_size) batches of near-equal size (never more than batch_size
-rows, except that a lone row joins its neighbour so BatchNorm never sees a batch of one).
-Near-equal, not "full batches and a small rest": with 2,080 rows and batch 2,000 a rest of
-80 rows would be the last batch of every epoch, its noisy statistics would dominate
-BatchNorm's running averages, and the eval-mode models would be several times worse
-(measured: benchmarks/batch_split.py). (The seed skipped any batch that did not leave a
-full batch after it, so with its defaults it did not train at all below 2,500
-transitions.)
+A fit refits each model's normalizers on the training split, then runs `epochs` passes of
+Adam over it; each model states its own loss (the MLPs the mean squared error, the
+ensemble its Gaussian NLL per member). How rows are drawn is the model's `batching`:
 
-A probabilistic ensemble (PETS) is fitted by its own `EnsembleFitter` (Gaussian NLL, one
-bootstrap per member) on the same split; the MSE loop then fits the reward model alone.
+- `Minibatches` (the seed's networks): every training row in every epoch, in
+  ceil(n / batch_size) batches of near-equal size (never more than batch_size rows, except
+  that a lone row joins its neighbour so BatchNorm never sees a batch of one), with
+  Gaussian noise added to the normalized inputs. Near-equal, not "full batches and a small
+  rest": with 2,080 rows and batch 2,000 a rest of 80 rows would be the last batch of every
+  epoch, its noisy statistics would dominate BatchNorm's running averages, and the
+  eval-mode models would be several times worse (measured: benchmarks/batch_split.py).
+  (The seed skipped any batch that did not leave a full batch after it, so with its
+  defaults it did not train at all below 2,500 transitions.)
+- `Bootstrap` (an ensemble, PETS): each member draws its own resample of the training rows
+  (with replacement, as many as there are) once per fit, and walks it in its own order
+  every epoch, `batch_size` rows a step.
+
+Models that share one batching (the seed's dynamics and reward networks) are fitted on the
+same batches, model after model within each batch; groups run in the order their first
+model is given. After the epochs each model is validated on the held-out rows and chooses
+what plans (`keep`: an ensemble keeps its best members).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from dynaplan.data.buffer import ReplayBuffer, Split
+from dynaplan.data.buffer import Split
 from dynaplan.errors import ConfigError
-from dynaplan.models import native_fit
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.ensemble_fit import EnsembleFitter
-from dynaplan.models.world import DynamicsModel, RewardModel
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """Losses are MSE in normalized units; train = mean over the last epoch's batches.
-    For an ensemble, dynamics_train is its mean Gaussian NLL per member and
-    dynamics_valid the mean validation MSE of its kept members."""
-
-    dynamics_train: float
-    dynamics_valid: float
-    reward_train: float
-    reward_valid: float
-    seconds: float
+from dynaplan.types import FitStep, Learnable, SelectFitStep, Transitions
 
 
 def minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -58,151 +49,175 @@ def minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     return batches
 
 
-VALID_CHUNK = 1024
-"""Validation rows per forward pass. A whole-split pass made [rows, 512] temporaries of
-8 MB at 4,000 rows, which glibc maps fresh from the OS and the kernel faults in page by
-page; in chunks they are reused from the heap (one-epoch fits of `dynaplan bench`:
-0.309 vs 0.319 s, interleaved, medians of 10)."""
+@dataclass(frozen=True)
+class Batch:
+    """Row indices into the data ([n] or [E, n]: each member its own rows), the noise to
+    add to the normalized inputs (or None) and the rows it counts for in the mean loss."""
+
+    rows: torch.Tensor
+    noise: torch.Tensor | None
+    count: int
 
 
-@torch.no_grad()
-def _mse(net: nn.Module, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> float:
-    """Mean squared error of eval-mode `net` over `rows`, in chunks of VALID_CHUNK."""
-    total = x.new_zeros(())
-    for chunk in rows.split(VALID_CHUNK):
-        total += torch.sum((net(x[chunk]) - y[chunk]) ** 2)
-    return (total / (rows.numel() * y.shape[1])).item()
+@dataclass(frozen=True)
+class Minibatches:
+    """Shuffled near-equal minibatches of every training row, input noise of std
+    `input_noise` (normalized units) drawn per batch."""
+
+    batch_size: int
+    input_noise: float = 0.0
+
+    def begin(self, train: torch.Tensor, width: int, generator: torch.Generator) -> None:
+        """Nothing is drawn once a fit."""
+
+    def epoch(self, train: torch.Tensor, width: int,
+              generator: torch.Generator) -> Iterator[Batch]:
+        device = train.device
+        perm = torch.randperm(train.numel(), generator=generator).to(device)
+        for idx in minibatches(train[perm], self.batch_size):
+            noise = torch.randn((idx.numel(), width), generator=generator).to(device)
+            yield Batch(idx, noise * self.input_noise, idx.numel())
+
+    @staticmethod
+    def mean(losses: list[tuple[float, int]], n: int) -> float:
+        """The epoch's mean loss per row from (batch mean, batch rows)."""
+        total = 0.0
+        for loss, count in losses:
+            total += loss * count / n
+        return total
 
 
-def _mse_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
-              opt: torch.optim.Optimizer, native: bool) -> torch.Tensor:
-    """MSE of training-mode `net` on (x, y) with the gradients of its parameters set:
-    with `native` (native_fit.takes_mse_step holds) in one native step without autograd's
-    graph (same gradients), else by autograd. Returns the loss without a graph."""
-    if native:
-        return native_fit.mse_step(net, x, y)
-    loss = torch.mean((net(x) - y) ** 2)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
+@dataclass
+class Bootstrap:
+    """One bootstrap resample of the training rows per member (drawn once a fit), each
+    walked in its own shuffled order every epoch, `batch_size` rows a member a step."""
+
+    members: int
+    batch_size: int
+    _resample: torch.Tensor | None = field(default=None, repr=False)
+
+    def begin(self, train: torch.Tensor, width: int, generator: torch.Generator) -> None:
+        n = train.numel()
+        draw = torch.randint(n, (self.members, n), generator=generator)
+        self._resample = train[draw.to(train.device)]  # [E, n]
+
+    def epoch(self, train: torch.Tensor, width: int,
+              generator: torch.Generator) -> Iterator[Batch]:
+        assert self._resample is not None, "begin() draws the resample first"
+        e, n = self._resample.shape
+        order = torch.argsort(torch.rand(e, n, generator=generator), dim=1).to(train.device)
+        rows = torch.gather(self._resample, 1, order)
+        for lo in range(0, n, self.batch_size):
+            idx = rows[:, lo : lo + self.batch_size]  # [E, b]: each member its own rows
+            yield Batch(idx, None, idx.shape[1])
+
+    @staticmethod
+    def mean(losses: list[tuple[float, int]], n: int) -> float:
+        total = 0.0
+        for loss, count in losses:
+            total += loss * count
+        return total / n
+
+
+Batching = Minibatches | Bootstrap
+
+
+def gradient_step(model: Learnable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The reference FitStep: the model's loss, its sum's gradients by autograd."""
+    loss = model.loss(x, y)
+    for p in model.parameters():
+        p.grad = None
+    loss.sum().backward()
     return loss.detach()
 
 
-def _adam(params, lr: float) -> torch.optim.Optimizer:
-    """Adam with its fused kernel where this torch has one for the device (one pass over
-    each parameter instead of about ten elementwise kernels: the CPU default is a loop of
-    single-tensor ops), else the default implementation. Same update either way."""
+def reference_step(model: Learnable, x: torch.Tensor) -> FitStep:
+    """The reference SelectFitStep: autograd for every model."""
+    return gradient_step
+
+
+def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam with torch's fused kernel where this torch has one for the device (one pass
+    over each parameter instead of about ten elementwise kernels: the CPU default is a
+    loop of single-tensor ops), else the default implementation. Same update either way."""
     params = list(params)
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
-class ModelFitter:
-    """Owns one Adam optimizer per model, kept across iterations (and checkpoints).
+@dataclass
+class FitPart:
+    """One model of a fit: its optimizer (kept across fits and checkpoints), how its rows
+    are drawn, and how a batch's gradients are computed (chosen once a fit)."""
 
-    `dynamics_fitter`: an EnsembleFitter of the GaussianEnsemble `dynamics`; its optimizer
-    comes first in `optimizers`, and the MSE loop fits the reward model alone.
-    """
+    name: str
+    model: Learnable
+    optimizer: torch.optim.Optimizer
+    batching: Batching
+    select_step: SelectFitStep = reference_step
 
-    def __init__(
-        self,
-        dynamics: DynamicsModel | GaussianEnsemble,
-        reward: RewardModel,
-        lr: float,
-        epochs: int,
-        batch_size: int,
-        input_noise: float,
-        *,
-        dynamics_fitter: EnsembleFitter | None = None,
-    ) -> None:
-        if dynamics_fitter is not None and dynamics_fitter.ensemble is not dynamics:
-            raise ValueError("dynamics_fitter must fit the dynamics model it is given with")
-        self.dynamics, self.dynamics_fitter = dynamics, dynamics_fitter
-        # the models fitted here with MSE (the dynamics MLP unless an ensemble fitter has it)
-        self.models: tuple[nn.Module, ...] = (
-            (reward,) if dynamics_fitter is not None else (dynamics, reward))
-        own = [_adam(m.parameters(), lr) for m in self.models]
-        self.optimizers = own if dynamics_fitter is None else [dynamics_fitter.optimizer, *own]
-        self._own_optimizers = own
-        self.epochs, self.batch_size, self.input_noise = epochs, batch_size, input_noise
 
-    def fit(
-        self,
-        buffer: ReplayBuffer,
-        split: Split,
-        generator: torch.Generator,
-        progress: bool = False,
-    ) -> FitResult:
-        """Fit the models on `split.train`, report losses on `split.valid`."""
-        if len(split.train) < 2:
-            raise ConfigError("need at least 2 training transitions to fit the models")
-        start = time.perf_counter()
-        device = next(self.models[0].parameters()).device
-        as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
-        obs, action, next_obs = as_t(buffer.obs), as_t(buffer.action), as_t(buffer.next_obs)
-        x = torch.cat([obs, action], dim=-1)
-        delta = DynamicsModel.targets(obs, next_obs)
-        reward_target = as_t(buffer.reward)[:, None]
-        targets = (reward_target,) if self.dynamics_fitter else (delta, reward_target)
-        train_losses, valid_losses = self._fit_mse(x, targets, split, generator, progress)
-        if self.dynamics_fitter is not None:
-            result = self.dynamics_fitter.fit(x, delta, split.train, split.valid, generator)
-            kept = [result.valid_mse[k] for k in result.kept]
-            train_losses.insert(0, result.train_nll)
-            valid_losses.insert(0, float(np.mean(kept)) if len(split.valid) else float("nan"))
-        return FitResult(
-            dynamics_train=train_losses[0],
-            dynamics_valid=valid_losses[0],
-            reward_train=train_losses[1],
-            reward_valid=valid_losses[1],
-            seconds=time.perf_counter() - start,
-        )
+@dataclass(frozen=True)
+class FitResult:
+    """Per model (by part name): the last epoch's mean training loss per row (an ensemble's
+    mean over its members) and the validation loss of what plans (`Learnable.keep`), in
+    the model's own units; and the whole fit's wall seconds."""
 
-    def _fit_mse(
-        self,
-        x: torch.Tensor,
-        targets: tuple[torch.Tensor, ...],
-        split: Split,
-        generator: torch.Generator,
-        progress: bool,
-    ) -> tuple[list[float], list[float]]:
-        """Epochs of Adam on MSE for `self.models` (one raw target each, inputs `x`);
-        returns (last-epoch train losses, validation losses), normalized units."""
-        device = x.device
-        train = torch.as_tensor(split.train, device=device)
-        valid = torch.as_tensor(split.valid, device=device)
+    train: dict[str, float]
+    valid: dict[str, float]
+    seconds: float
 
-        xs, ys = [], []
-        for model, y in zip(self.models, targets, strict=True):
-            model.input_norm.fit(x[train])
-            model.output_norm.fit(y[train])
-            xs.append(model.input_norm.normalize(x))
-            ys.append(model.output_norm.normalize(y))
 
-        for model in self.models:
-            model.train()
-        # decided once a fit (0.25 ms a check): batches differ only in rows, never fewer than 2
-        native = [native_fit.takes_mse_step(m.net, xs[k][train[:2]])
-                  for k, m in enumerate(self.models)]
-        n_train = len(split.train)
-        last_losses = [0.0] * len(self.models)
-        for epoch in tqdm(range(self.epochs), desc="fit models", leave=False, disable=not progress):
-            perm = torch.randperm(n_train, generator=generator).to(device)
-            for idx in minibatches(train[perm], self.batch_size):
-                noise = torch.randn(
-                    (idx.numel(), x.shape[1]), generator=generator
-                ).to(device) * self.input_noise
-                for k, (model, opt) in enumerate(zip(self.models, self._own_optimizers)):
-                    loss = _mse_step(model.net, xs[k][idx] + noise, ys[k][idx], opt,
-                                     native[k])
-                    opt.step()
-                    if epoch == self.epochs - 1:
-                        last_losses[k] += loss.item() * idx.numel() / n_train
+def fit(parts: Sequence[FitPart], data: Transitions, split: Split, epochs: int,
+        generator: torch.Generator, progress: bool = False) -> FitResult:
+    """Fit every part's model on `split.train` of `data`, validate on `split.valid`."""
+    if len(split.train) < 2:
+        raise ConfigError("need at least 2 training transitions to fit the models")
+    start = time.perf_counter()
+    device = data.obs.device
+    train = torch.as_tensor(split.train, device=device)
+    valid = torch.as_tensor(split.valid, device=device)
+    prepared = [p.model.prepare(*p.model.examples(data), train) for p in parts]
+    groups: dict[int, list[int]] = {}  # parts sharing one batching object, in order
+    for k, p in enumerate(parts):
+        groups.setdefault(id(p.batching), []).append(k)
+    train_loss: dict[str, float] = {}
+    bar = tqdm(total=epochs * len(groups), desc="fit models", leave=False,
+               disable=not progress)
+    for members in groups.values():
+        train_loss.update(_fit_group([parts[k] for k in members],
+                                     [prepared[k] for k in members],
+                                     train, epochs, generator, bar))
+    bar.close()
+    valid_loss = {}
+    for p, (x, y) in zip(parts, prepared, strict=True):
+        p.model.eval()
+        score = p.model.validation_loss(x[valid], y[valid]) if valid.numel() else None
+        valid_loss[p.name] = p.model.keep(score)
+    return FitResult(train_loss, valid_loss, time.perf_counter() - start)
 
-        valid_losses = [float("nan")] * len(self.models)
-        for k, model in enumerate(self.models):
-            model.eval()
-            if valid.numel():
-                valid_losses[k] = _mse(model.net, xs[k], ys[k], valid)
-        return last_losses, valid_losses
+
+def _fit_group(parts: list[FitPart], prepared: list[tuple[torch.Tensor, torch.Tensor]],
+               train: torch.Tensor, epochs: int, generator: torch.Generator,
+               bar: tqdm) -> dict[str, float]:
+    """Epochs of one batching over its models; the last epoch's mean losses by name."""
+    batching = parts[0].batching
+    width = prepared[0][0].shape[1]
+    for p in parts:
+        p.model.train()
+    steps = [p.select_step(p.model, x[train[:2]]) for p, (x, _) in zip(parts, prepared)]
+    batching.begin(train, width, generator)
+    last: list[list[tuple[float, int]]] = [[] for _ in parts]
+    for epoch in range(epochs):
+        for batch in batching.epoch(train, width, generator):
+            for k, (p, (x, y)) in enumerate(zip(parts, prepared)):
+                xb = x[batch.rows] if batch.noise is None else x[batch.rows] + batch.noise
+                loss = steps[k](p.model, xb, y[batch.rows])
+                p.optimizer.step()
+                if epoch == epochs - 1:
+                    last[k].append((loss.sum().item() / loss.numel(), batch.count))
+        bar.update(1)
+    n = train.numel()
+    return {p.name: batching.mean(losses, n) for p, losses in zip(parts, last)}

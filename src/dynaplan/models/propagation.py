@@ -16,20 +16,28 @@ equal share of rows and all members run as one batched matmul.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.fused_ensemble import FusedEnsemble
+from dynaplan.types import PROPAGATIONS
 
-PROPAGATIONS = ("expectation", "ts1", "tsinf")
+Predict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""Raw inputs [E', M, I] of the kept members -> mean and std of the state change
+[E', M, O], raw units (an ensemble's `predict`, or a faster form of it)."""
 
 
 class EnsembleDynamics:
-    """(state [R, O], action [R, A]) -> next_state [R, O] with R = sequences x particles."""
+    """(state [R, O], action [R, A]) -> next_state [R, O] with R = sequences x particles.
+
+    `ensemble`: the members (a GaussianEnsemble, or any module with `members`, `elites`,
+    `out_dim` and `predict`); `sample`: draw the next state from the member's Gaussian
+    (else its mean; an ensemble without variances must not sample)."""
 
     def __init__(
         self,
-        ensemble: GaussianEnsemble,
+        ensemble: Any,
         propagation: str = "ts1",
         particles: int = 20,
         sample: bool = True,
@@ -89,15 +97,15 @@ class EnsembleDynamics:
 
     @torch.no_grad()
     def __call__(
-        self, state: torch.Tensor, action: torch.Tensor, fused: FusedEnsemble | None = None
+        self, state: torch.Tensor, action: torch.Tensor, predict: Predict | None = None
     ) -> torch.Tensor:
-        """The next state [R, O]. With `fused` (a FusedEnsemble of this ensemble, taken
-        after its last fit) the members run in their folded planning form; the same
-        rows, member assignment and noise draws either way."""
+        """The next state [R, O]. `predict` replaces the ensemble's own `predict` (an
+        accelerator's folded form of the same members): the same rows, member assignment
+        and noise draws either way."""
         ens = self.ensemble
         x = torch.cat([state, action], dim=-1)  # [R, I] raw
         rows, e = x.shape[0], int(ens.elites.numel())
-        predict = self._predict if fused is None else fused
+        predict = ens.predict if predict is None else predict
         if self.propagation == "expectation":
             mean, _ = predict(x.expand(e, *x.shape))
             return state + mean.mean(dim=0)
@@ -115,13 +123,3 @@ class EnsembleDynamics:
             delta = torch.empty_like(state)
             delta[group] = mean
         return state + delta
-
-    def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The module itself: raw inputs [E', M, I] of the kept members -> mean and std of
-        the state change [E', M, O], raw units."""
-        ens = self.ensemble
-        # all members in order: no copy of the kept members' weights
-        members = None if x.shape[0] == ens.members else ens.elites
-        mean, logvar = ens(ens.input_norm.normalize(x), members)
-        std = torch.exp(0.5 * logvar) * ens.output_norm.std
-        return ens.output_norm.denormalize(mean), std

@@ -1,39 +1,28 @@
-"""What every planner shares: bounds, sampling inside them, ranking that puts NaN last,
-elite selection, and the warm-start contract of `plan`."""
+"""What every planner shares: its options, bounds, sampling inside them, ranking that puts
+NaN last, elite selection, and the warm-start contract of `plan`."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from dynaplan.planners.noise import truncated_normal
-from dynaplan.planners.objective import Objective
+from dynaplan.types import SAMPLINGS, Objective, Plan
 
-SAMPLINGS = ("clip", "truncnorm")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """action: [B, A] to execute now; actions: [B, H, A] the whole chosen sequence;
-    predicted_return: [B] the objective's value of that sequence; elites: [B, K, H, A]
-    sequences a planner wants back at the next step (iCEM's kept elites), else None.
-
-    `actions` and `elites` are what an MPCAgent shifts by one step and passes back to
-    `plan` as `init_mean` and `init_elites` (its warm start)."""
-
-    action: torch.Tensor
-    actions: torch.Tensor
-    predicted_return: torch.Tensor
-    elites: torch.Tensor | None = None
+__all__ = ["SAMPLINGS", "Plan", "Planner"]
 
 
 class Planner(ABC):
-    """Black-box optimizer over action sequences of length `horizon` inside the bounds."""
+    """Black-box optimizer over action sequences of length `horizon` inside the bounds.
 
+    `options` are keyword values of the planner's `Options` dataclass (declared beside it,
+    each field with its help text), which checks them: a bad value is a ValueError."""
+
+    Options: ClassVar[type]
+    """The dataclass of this planner's options."""
     warm_start: ClassVar[bool] = False
     """Whether an MPCAgent warm-starts this planner unless told otherwise."""
 
@@ -44,7 +33,9 @@ class Planner(ABC):
         action_high: np.ndarray | torch.Tensor,
         horizon: int,
         generator: torch.Generator,
+        **options: Any,
     ) -> None:
+        self.options = self.Options(**options)
         self.objective = objective
         self.horizon = horizon
         self.generator = generator

@@ -24,50 +24,58 @@ the hooks `population`, `noise`, `num_kept` and `mean_candidate`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from dynaplan.planners.base import SAMPLINGS, Plan, Planner
+from dynaplan.planners.base import Plan, Planner
 from dynaplan.planners.noise import white_noise
+from dynaplan.types import SAMPLINGS, option
+
+
+@dataclass(frozen=True)
+class CEMOptions:
+    """The cross-entropy method's options; the defaults are the seed's CEM."""
+
+    num_sequences: int = option(100, "candidate action sequences N per planner iteration")
+    num_iterations: int = option(5, "refinement iterations per plan call")
+    num_elites: int = option(10, "elites: the best sequences that refit the sampling "
+                             "distribution")
+    alpha: float = option(0.0, "momentum: weight of the old mean and std in each refit")
+    init_std: float | None = option(None, "initial std in half action ranges (unset: the "
+                                    "std of uniform samples, the seed's)")
+    sampling: str = option("clip", "clip samples to the bounds, or sample the Gaussian "
+                           "truncated to them", choices=SAMPLINGS)
+    return_mean: bool = option(False, "act on the final mean (PETS) instead of the best "
+                               "sample (the seed)")
+
+    def __post_init__(self) -> None:
+        for name in ("num_sequences", "num_iterations", "num_elites"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_elites > self.num_sequences:
+            raise ValueError(f"num_elites ({self.num_elites}) must not exceed num_sequences "
+                             f"({self.num_sequences})")
+        if not 0.0 <= self.alpha < 1.0:
+            raise ValueError("need 0 <= alpha < 1")
+        if self.init_std is not None and not self.init_std > 0:
+            raise ValueError("need init_std > 0 (or unset for the seed's uniform init)")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
 
 
 class CEMPlanner(Planner):
+    Options = CEMOptions
+    options: CEMOptions
     num_kept: int = 0
     """Elites carried into the next iteration's candidates (and the next step's); 0 here."""
     mean_candidate: bool = False
     """Whether the last iteration also scores the mean itself; False here."""
 
-    def __init__(
-        self,
-        *args,
-        num_sequences: int = 100,
-        num_iterations: int = 5,
-        num_elites: int = 10,
-        alpha: float = 0.0,
-        init_std: float | None = None,
-        sampling: str = "clip",
-        return_mean: bool = False,
-        **kwargs,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        if not 0 < num_elites <= num_sequences:
-            raise ValueError("need 0 < num_elites <= num_sequences")
-        if num_iterations < 1:
-            raise ValueError("need num_iterations >= 1")
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError("need 0 <= alpha < 1")
-        if init_std is not None and init_std <= 0:
-            raise ValueError("need init_std > 0 (or None for the seed's uniform init)")
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-        self.num_sequences, self.num_iterations = num_sequences, num_iterations
-        self.num_elites, self.alpha, self.init_std = num_elites, alpha, init_std
-        self.sampling, self.return_mean = sampling, return_mean
-
     # -- hooks (iCEM overrides them) -------------------------------------------------
     def population(self, iteration: int) -> int:
         """Number of fresh samples in round `iteration` (0-based)."""
-        return self.num_sequences
+        return self.options.num_sequences
 
     def noise(self, batch: int, num: int) -> torch.Tensor:
         """Standard normal noise [batch, num, H, A]; white here."""
@@ -79,15 +87,16 @@ class CEMPlanner(Planner):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """mean, std: [B, H, A] of the first round's Gaussian."""
         shape = (batch, self.horizon, self.action_dim)
-        if init_mean is None and self.init_std is None:  # the seed's init
-            init = self.uniform(batch, self.num_sequences)
+        init_std = self.options.init_std
+        if init_mean is None and init_std is None:  # the seed's init
+            init = self.uniform(batch, self.options.num_sequences)
             std, mean = torch.std_mean(init, dim=1, correction=0)
             return mean, std
         mean = self.center.expand(shape) if init_mean is None else init_mean
-        if self.init_std is None:
+        if init_std is None:
             std = (self.high - self.low) / math.sqrt(12.0)
         else:
-            std = self.init_std * self.half_range
+            std = init_std * self.half_range
         return mean, std.expand(shape)
 
     def refit(
@@ -95,9 +104,9 @@ class CEMPlanner(Planner):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fit mean, std [B, H, A] to elites [B, K, H, A] (ddof 0), with momentum alpha."""
         new_std, new_mean = torch.std_mean(elites, dim=1, correction=0)  # one kernel
-        if self.alpha == 0.0:
+        a = self.options.alpha
+        if a == 0.0:
             return new_mean, new_std
-        a = self.alpha
         return a * mean + (1 - a) * new_mean, a * std + (1 - a) * new_std
 
     def plan(
@@ -109,19 +118,21 @@ class CEMPlanner(Planner):
         batch = obs.shape[0]
         mean, std = self.initial_distribution(batch, init_mean)
         kept = init_elites if self.num_kept > 0 else None  # [B, K', H, A]
-        last = self.num_iterations - 1
-        for i in range(self.num_iterations):
-            actions = self.gaussian(mean, std, self.noise(batch, self.population(i)), self.sampling)
+        options = self.options
+        last = options.num_iterations - 1
+        for i in range(options.num_iterations):
+            actions = self.gaussian(mean, std, self.noise(batch, self.population(i)),
+                                    options.sampling)
             extra = [] if kept is None else [kept]
             if self.mean_candidate and i == last:
                 extra.append(torch.clamp(mean, self.low, self.high)[:, None])
             if extra:
                 actions = torch.cat([actions, *extra], dim=1)
             returns = self.evaluate(obs, actions)  # [B, N_i]
-            elites = self.top_k(actions, returns, self.num_elites)  # [B, K, H, A]
+            elites = self.top_k(actions, returns, options.num_elites)  # [B, K, H, A]
             mean, std = self.refit(mean, std, elites)
             kept = elites[:, : self.num_kept] if self.num_kept > 0 else None
-        if self.return_mean:
+        if options.return_mean:
             plan = self.scored(obs, mean)
         else:  # the best of the last round, which holds the kept elites of earlier ones
             plan = self.best(actions, returns)

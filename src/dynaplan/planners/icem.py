@@ -20,51 +20,52 @@ normalized to unit variance exactly rather than empirically.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from dynaplan.planners.cem import CEMPlanner
+from dynaplan.planners.cem import CEMOptions, CEMPlanner
 from dynaplan.planners.noise import colored_noise
+from dynaplan.types import option
+
+
+@dataclass(frozen=True)
+class ICEMOptions(CEMOptions):
+    """iCEM's options: CEM's, with the paper's defaults, and its own three."""
+
+    num_iterations: int = option(3, "refinement iterations per plan call")
+    alpha: float = option(0.1, "momentum: weight of the old mean and std in each refit")
+    init_std: float | None = option(0.5, "initial std in half action ranges (unset: the "
+                                    "std of uniform samples, the seed's)")
+    beta: float = option(2.0, "colored-noise exponent: 0 white, 2 smooth (red)")
+    keep_fraction: float = option(0.3, "share of the elites kept for the next iteration "
+                                  "and the next step")
+    decay: float = option(1.25, "population decay per iteration")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.beta >= 0:
+            raise ValueError("need beta >= 0")
+        if not 0.0 <= self.keep_fraction <= 1.0:
+            raise ValueError("need 0 <= keep_fraction <= 1")
+        if not self.decay >= 1.0:
+            raise ValueError("need decay >= 1")
 
 
 class ICEMPlanner(CEMPlanner):
+    Options = ICEMOptions
+    options: ICEMOptions
     warm_start = True
     mean_candidate = True
 
-    def __init__(
-        self,
-        *args,
-        num_sequences: int = 100,
-        num_iterations: int = 3,
-        num_elites: int = 10,
-        alpha: float = 0.1,
-        init_std: float = 0.5,
-        sampling: str = "clip",
-        beta: float = 2.0,
-        keep_fraction: float = 0.3,
-        decay: float = 1.25,
-        **kwargs,
-    ) -> None:
-        super().__init__(
-            *args,
-            num_sequences=num_sequences,
-            num_iterations=num_iterations,
-            num_elites=num_elites,
-            alpha=alpha,
-            init_std=init_std,
-            sampling=sampling,
-            **kwargs,
-        )
-        if beta < 0:
-            raise ValueError("need beta >= 0")
-        if not 0.0 <= keep_fraction <= 1.0:
-            raise ValueError("need 0 <= keep_fraction <= 1")
-        if decay < 1.0:
-            raise ValueError("need decay >= 1")
-        self.beta, self.keep_fraction, self.decay = beta, keep_fraction, decay
-        self.num_kept = round(keep_fraction * num_elites)
+    def __init__(self, *args, **options) -> None:
+        super().__init__(*args, **options)
+        self.num_kept = round(self.options.keep_fraction * self.options.num_elites)
 
     def population(self, iteration: int) -> int:
-        return max(int(self.num_sequences * self.decay**-iteration), 2 * self.num_elites)
+        o = self.options
+        return max(int(o.num_sequences * o.decay**-iteration), 2 * o.num_elites)
 
     def noise(self, batch: int, num: int) -> torch.Tensor:
-        return colored_noise(self.beta, (batch, num, self.horizon, self.action_dim), self.generator)
+        shape = (batch, num, self.horizon, self.action_dim)
+        return colored_noise(self.options.beta, shape, self.generator)

@@ -21,10 +21,37 @@ candidates are clipped to the bounds before averaging, so the mean stays inside 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from dynaplan.planners.base import SAMPLINGS, Plan, Planner
+from dynaplan.planners.base import Plan, Planner
 from dynaplan.planners.noise import smooth_noise, white_noise
+from dynaplan.types import SAMPLINGS, option
+
+
+@dataclass(frozen=True)
+class MPPIOptions:
+    """MPPI's options."""
+
+    num_sequences: int = option(100, "candidate action sequences N per planner iteration")
+    num_iterations: int = option(1, "refinement iterations per plan call")
+    temperature: float = option(1.0, "temperature of the softmax weighting of returns")
+    noise_std: float = option(0.5, "perturbation std in half action ranges")
+    smoothing: float = option(0.0, "noise smoothing coefficient along the horizon, in [0, 1)")
+    sampling: str = option("clip", "clip samples to the bounds, or sample the Gaussian "
+                           "truncated to them", choices=SAMPLINGS)
+
+    def __post_init__(self) -> None:
+        for name in ("num_sequences", "num_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (self.temperature > 0 and self.noise_std > 0):
+            raise ValueError("need temperature > 0 and noise_std > 0")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError("need 0 <= smoothing < 1")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
 
 
 def softmax_weights(returns: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -40,31 +67,9 @@ def softmax_weights(returns: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 class MPPIPlanner(Planner):
+    Options = MPPIOptions
+    options: MPPIOptions
     warm_start = True
-
-    def __init__(
-        self,
-        *args,
-        num_sequences: int = 100,
-        num_iterations: int = 1,
-        temperature: float = 1.0,
-        noise_std: float = 0.5,
-        smoothing: float = 0.0,
-        sampling: str = "clip",
-        **kwargs,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        if num_sequences < 1 or num_iterations < 1:
-            raise ValueError("need num_sequences >= 1 and num_iterations >= 1")
-        if temperature <= 0 or noise_std <= 0:
-            raise ValueError("need temperature > 0 and noise_std > 0")
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError("need 0 <= smoothing < 1")
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-        self.num_sequences, self.num_iterations = num_sequences, num_iterations
-        self.temperature, self.noise_std = temperature, noise_std
-        self.smoothing, self.sampling = smoothing, sampling
 
     def plan(
         self,
@@ -72,14 +77,15 @@ class MPPIPlanner(Planner):
         init_mean: torch.Tensor | None = None,
         init_elites: torch.Tensor | None = None,
     ) -> Plan:
+        o = self.options
         shape = (obs.shape[0], self.horizon, self.action_dim)
         mean = self.center.expand(shape) if init_mean is None else init_mean
-        std = (self.noise_std * self.half_range).expand(shape)
-        for _ in range(self.num_iterations):
-            noise = white_noise((shape[0], self.num_sequences, *shape[1:]), self.generator)
-            noise = smooth_noise(noise, self.smoothing)
-            actions = self.gaussian(mean, std, noise, self.sampling)  # [B, N, H, A]
-            weights = softmax_weights(self.evaluate(obs, actions), self.temperature)
+        std = (o.noise_std * self.half_range).expand(shape)
+        for _ in range(o.num_iterations):
+            noise = white_noise((shape[0], o.num_sequences, *shape[1:]), self.generator)
+            noise = smooth_noise(noise, o.smoothing)
+            actions = self.gaussian(mean, std, noise, o.sampling)  # [B, N, H, A]
+            weights = softmax_weights(self.evaluate(obs, actions), o.temperature)
             # a convex combination of in-bound candidates; the clamp absorbs rounding
             new_mean = torch.einsum("bn,bnha->bha", weights, actions)
             new_mean = torch.clamp(new_mean, self.low, self.high)

@@ -43,8 +43,8 @@ import importlib.util
 
 import torch
 
-from dynaplan.models.fused import FusedMLPs
-from dynaplan.models.fused_ensemble import FusedEnsemble, ensemble_layers
+from dynaplan.accel.fused import FusedMLPs
+from dynaplan.accel.fused_ensemble import FusedEnsemble, ensemble_layers
 
 BLOCK = 32
 """Width of the column tiles of every layer (and the step of the hidden padding)."""
@@ -83,7 +83,7 @@ class TritonRollout:
         reason = unavailable()
         if reason is not None:
             raise RuntimeError(reason)
-        from dynaplan.models import triton_kernel
+        from dynaplan.accel import triton_kernel
 
         self._kernel = triton_kernel
         for name, value in (("block", block), ("block_m", block_m)):

@@ -1,4 +1,4 @@
-"""The Triton kernel behind `TritonRollout` (models/triton_rollout.py), which documents
+"""The Triton kernel behind `TritonRollout` (accel/triton_rollout.py), which documents
 it. Imported only when a TritonRollout is built, so that importing dynaplan never loads
 triton."""
 

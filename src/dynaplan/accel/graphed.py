@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from dynaplan.planners.base import Plan, Planner
+from dynaplan.planners.base import Planner
+from dynaplan.types import Plan
 
 _Inputs = dict[str, torch.Tensor | None]
 

@@ -1,5 +1,5 @@
 """A fitting step of a BatchNorm ReLU network in native code, on the CPU
-(models/native_fit.c, built with the rollout kernel by models/native_build.py): the first
+(accel/native_fit.c, built with the rollout kernel by accel/native_build.py): the first
 block Linear -> BatchNorm -> ReLU of `input_batchnorm` and the Linear after it, and where
 the network has the seed's form (Linear BatchNorm ReLU, Linear BatchNorm ReLU, Linear
 head) the whole of it.
@@ -43,7 +43,7 @@ import ctypes
 import torch
 from torch import nn
 
-from dynaplan.models import input_batchnorm, native_build
+from dynaplan.accel import input_batchnorm, native_build
 
 ENABLED = True
 """False: fit with torch ops only (as benchmarks/native_fit_ab.py does for its A/B)."""

@@ -26,8 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from dynaplan.accel.fused import activate_
 from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.fused import activate_
 
 MAX_SPLIT = 4
 """Cut a member's rows into at most this many parts. The split was measured only on the
@@ -114,7 +114,7 @@ class FusedEnsemble:
 def ensemble_layers(net: FusedEnsemble):
     """A FusedEnsemble's folded weights as (layers [(w [E, in, out], b [E, out])], the mean
     head (w [E, h, O], b [E, O]), the log-variance head and its bounds): what the rollout
-    kernels (models/triton_rollout.py, models/native_rollout.py) run."""
+    kernels (accel/triton_rollout.py, accel/native_rollout.py) run."""
     layers, head_t, head_b = net.weights(1)
     d = net.out_dim
     layers = [(w, b[:, 0]) for w, b in layers]

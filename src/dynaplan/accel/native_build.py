@@ -1,5 +1,5 @@
 """Build and load the native CPU kernels on first use: the rollout kernel
-(models/native_kernel.c) and the fitting kernels (models/native_fit.c), one library.
+(accel/native_kernel.c) and the fitting kernels (accel/native_fit.c), one library.
 
 The C files ship with the package and are compiled here, once per machine, by the system C
 compiler (`$CC`, else `cc` or `gcc`) with `-O3 -march=native -fopenmp`: tuned for this CPU,

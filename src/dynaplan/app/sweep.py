@@ -15,24 +15,33 @@ most `max_concurrent` in flight; without Ray, trials run one after another in-pr
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
 import json
-import os
 import re
-import signal
+import shlex
 import subprocess
-import threading
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dynaplan.config import TrainConfig, load_config_file
+from dynaplan.app.sweep_run import Job, outcome, run_in_process, run_on_ray
+from dynaplan.config import (
+    OPTIONS,
+    TrainConfig,
+    config_from_values,
+    load_config_file,
+    to_dict,
+    to_flat,
+)
+from dynaplan.config.flat import ALIASES
 from dynaplan.errors import ConfigError
-from dynaplan.interrupt import SIGNALS, RunInterrupted
-from dynaplan.presets import config_from_values
+from dynaplan.interrupt import RunInterrupted
+from dynaplan.runs import CHECKPOINTS, SUMMARY, load_run_config
 
 # name parts that always appear, in this order; the other axes go between method and seed
 _FIRST = ("env", "preset", "planner")
@@ -49,23 +58,12 @@ class Trial:
     config: TrainConfig
 
 
-@dataclass(frozen=True)
-class Job:
-    """What a worker needs to run one trial: plain data, so Ray can ship it."""
-
-    name: str
-    run_dir: str
-    config: dict[str, Any]
-    keep_checkpoints: int = 2
-    threads: int | None = None  # torch threads in the worker (None: leave as they are)
-
-
 def read_spec(path: Path) -> tuple[dict[str, Any], str | None]:
     """The spec's train values (keys with underscores) and its `out`, or a ConfigError
     naming the first key that is not a train flag or whose value is not a scalar or a
     list of distinct scalars."""
     data = load_config_file(path)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = set(OPTIONS) | set(ALIASES)
     values: dict[str, Any] = {}
     out: str | None = None
     for key, value in data.items():
@@ -112,7 +110,7 @@ def expand(values: dict[str, Any], source: str = "sweep spec") -> list[Trial]:
     for combo in itertools.product(*(values[k] for k in order)):
         point = dict(zip(order, combo))
         config = config_from_values({**fixed, **point}, f"{source}, trial {_describe(point)}")
-        parts = [config.env, point.get("preset", fixed.get("preset", config.planner))]
+        parts = [config.env, point.get("preset", fixed.get("preset", config.planner.name))]
         parts += [f"{k.replace('_', '-')}-{point[k]}" for k in order
                   if k not in ("env", "seed", method)]
         parts.append(f"s{config.seed}")
@@ -138,8 +136,8 @@ def check_environments(trials: list[Trial]) -> None:
         env, _ = make_env(env_id)
         env.close()
     for trial in trials:
-        if trial.config.reward != "learned":
-            planning_reward(trial.config.env, trial.config.reward)
+        if trial.config.model.reward != "learned":
+            planning_reward(trial.config.env, trial.config.model.reward)
 
 
 # -- which trials are left -----------------------------------------------------------------
@@ -148,23 +146,23 @@ def trial_state(trial: Trial, run_dir: Path) -> str:
     """'new', 'finished' or 'unfinished'; a folder holding a run with other options
     than the trial's (iterations aside) is refused."""
     from dynaplan.checkpoint import list_checkpoints
-    from dynaplan.evaluate import load_run_config
 
     if not (run_dir / "config.json").is_file():
         return "new"
     saved = load_run_config(run_dir)
     ours = dataclasses.replace(trial.config, iterations=saved.iterations)
     if ours != saved:
-        differ = [k for k, v in ours.to_dict().items() if saved.to_dict()[k] != v]
+        mine, theirs = to_flat(ours), to_flat(saved)
+        differ = [k for k in {**mine, **theirs} if mine.get(k) != theirs.get(k)]
         raise ConfigError(f"{run_dir} holds a run with other options ({differ[0]}: "
-                          f"{saved.to_dict()[differ[0]]!r}, the spec gives "
-                          f"{ours.to_dict()[differ[0]]!r}); use another --out")
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
+                          f"{theirs.get(differ[0])!r}, the spec gives "
+                          f"{mine.get(differ[0])!r}); use another --out")
+    checkpoints = list_checkpoints(run_dir / CHECKPOINTS)
     done = int(checkpoints[-1].name.split("_")[1]) + 1 if checkpoints else 0
     if done > trial.config.iterations:
         raise ConfigError(f"{run_dir} has already run {done} iterations; the spec's "
                           f"iterations must be at least {done}")
-    summary = _read_json(run_dir / "summary.json")
+    summary = _read_json(run_dir / SUMMARY)
     if summary and summary.get("iterations", 0) >= trial.config.iterations:
         return "finished"
     return "unfinished"
@@ -178,144 +176,12 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-# -- one trial (runs in a Ray worker or in this process) -----------------------------------
-
-def run_trial(job: Job) -> dict[str, Any]:
-    """Train the trial into job.run_dir, or resume it when the folder holds its config
-    (from its last checkpoint, or from the start when it has none). Never raises for a
-    failed run: the result's status says 'failed' and why (a stop signal does raise)."""
-    import torch
-
-    from dynaplan.checkpoint import list_checkpoints
-    from dynaplan.loop import resume, train
-
-    if job.threads is not None:
-        torch.set_num_threads(job.threads)
-        os.environ["OMP_NUM_THREADS"] = str(job.threads)
-    started = time.time()
-    result: dict[str, Any] = {"name": job.name, "pid": os.getpid(), "started": started,
-                              "threads": torch.get_num_threads()}
-    run_dir = Path(job.run_dir)
-    quiet = dict(progress=False, echo=lambda *a, **k: None,
-                 keep_checkpoints=job.keep_checkpoints)
-    try:
-        config = TrainConfig.from_dict(job.config)
-        if (run_dir / "config.json").is_file():
-            kept = list_checkpoints(run_dir / "checkpoints")
-            result["message"] = (f"after iteration {int(kept[-1].name.split('_')[1])}"
-                                 if kept else "from the start, no checkpoint yet")
-            run = resume(run_dir, config, **quiet)
-            result["status"] = "resumed"
-        else:
-            run = train(config, run_dir, **quiet)
-            result["status"] = "trained"
-        result.update(_outcome(run.summary))
-    except Exception as exc:  # one failed trial does not stop the others
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        result.update(status="failed", message=f"{type(exc).__name__}: {first}")
-    result["ended"] = time.time()
-    result["seconds"] = result["ended"] - started
-    return result
-
-
-def _outcome(summary: dict[str, Any]) -> dict[str, Any]:
-    evaluated = summary.get("final_eval_return") is not None
-    return {"iterations": summary.get("iterations"), "env_steps": summary.get("env_steps"),
-            "metric": "eval/return" if evaluated else "train/return",
-            "final_return": summary.get("final_eval_return" if evaluated
-                                        else "final_train_return")}
-
-
-# -- executors -----------------------------------------------------------------------------
-
-Done = Callable[[dict[str, Any]], None]
-
-
-def run_in_process(jobs: list[Job], done: Done) -> None:
-    for job in jobs:
-        done(run_trial(job))
-
-
-def run_on_ray(jobs: list[Job], done: Done, address: str | None, max_concurrent: int | None,
-               describe: Callable[[str], None]) -> None:
-    """Run the jobs as Ray tasks, at most `max_concurrent` in flight (default: the
-    cluster's CPUs). Each task reserves `threads` CPUs and runs that many torch threads,
-    threads = cluster CPUs // concurrency (capped at the largest node), so concurrent
-    trials do not oversubscribe a node. Ctrl-C or SIGTERM cancels the tasks in flight
-    (their last checkpoints stay) and shuts down a Ray instance started here."""
-    import ray
-
-    started_here = not ray.is_initialized()
-    if started_here:
-        options: dict[str, Any] = {"logging_level": "WARNING"}
-        if address:
-            options["address"] = address
-        else:
-            options["include_dashboard"] = False
-        ray.init(**options)
-    pending: dict[Any, Job] = {}
-    try:
-        total = int(ray.cluster_resources().get("CPU", 1))
-        largest = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]),
-                      default=1)
-        concurrency = max(1, min(max_concurrent or total, len(jobs)))
-        threads = max(1, min(largest, total // concurrency))
-        describe(f"ray ({address or 'local'}): {total} CPUs, {concurrency} "
-                 f"trial{'s' * (concurrency > 1)} at once, {threads} torch "
-                 f"thread{'s' * (threads > 1)} each")
-        task = ray.remote(run_trial).options(num_cpus=threads)
-        queue = [dataclasses.replace(j, threads=threads) for j in jobs]
-        with _StopFlag() as stop:
-            while queue or pending:
-                while queue and len(pending) < concurrency:
-                    job = queue.pop(0)
-                    pending[task.remote(job)] = job
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                for ref in ready:
-                    job = pending.pop(ref)
-                    try:
-                        done(ray.get(ref))
-                    except ray.exceptions.RayError as exc:
-                        lines = str(exc).strip().splitlines()
-                        done({"name": job.name, "status": "failed",
-                              "message": f"ray: {lines[-1] if lines else type(exc).__name__}"})
-                if stop.signum is not None:
-                    raise RunInterrupted(stop.signum)
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        if started_here:
-            ray.shutdown()
-
-
-class _StopFlag:
-    """SIGINT and SIGTERM only note the signal (raising inside Ray's wait would break
-    it); the loop checks the note between waits."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._note)
-        return self
-
-    def _note(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 # -- the sweep -----------------------------------------------------------------------------
 
 def code_version(where: Path | None = None) -> str:
     """`git rev-parse --short HEAD` of the code (with +dirty when the package's files
     differ from it), or 'unknown' outside git."""
-    where = where or Path(__file__).resolve().parent
+    where = where or Path(__file__).resolve().parent.parent  # the dynaplan package
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where,
                               capture_output=True, text=True, timeout=10)
@@ -372,7 +238,7 @@ def sweep(spec_path: Path, opts: SweepOptions, echo: Callable[[str], None] = pri
                          for t in trials]}
     by_name = {r["name"]: r for r in record["trials"]}
     _write(out, record)
-    jobs = [Job(t.name, str((out / t.name).resolve()), t.config.to_dict(),
+    jobs = [Job(t.name, str((out / t.name).resolve()), to_dict(t.config),
                 opts.keep_checkpoints) for t in trials if states[t.name] != "finished"]
     from tqdm.auto import tqdm
 
@@ -380,8 +246,8 @@ def sweep(spec_path: Path, opts: SweepOptions, echo: Callable[[str], None] = pri
     count = itertools.count(1)
     for t in trials:
         if states[t.name] == "finished":
-            summary = _read_json(out / t.name / "summary.json") or {}
-            by_name[t.name].update(status="skipped", **_outcome(summary))
+            summary = _read_json(out / t.name / SUMMARY) or {}
+            by_name[t.name].update(status="skipped", **outcome(summary))
             echo(_line(next(count), len(trials), by_name[t.name]))
             bar.update()
 
@@ -447,3 +313,50 @@ def _write(out: Path, record: dict[str, Any]) -> None:
 
     text = json.dumps(record, indent=2, default=str) + "\n"
     atomic_write(out / SWEEP_FILE, lambda fh: fh.write(text.encode()))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of train runs (envs x planners x seeds ...), "
+                                     "on Ray when installed",
+                       description="Run every combination of a YAML spec's list values (keys: "
+                                   "train flags; `out`: the sweep folder), one run folder per "
+                                   "trial. Run again to skip finished trials and resume "
+                                   "interrupted ones.")
+    p.add_argument("spec", metavar="SPEC", help="YAML file: train flags as keys, a list is a "
+                                                "grid axis, a scalar is fixed")
+    p.add_argument("--out", metavar="DIR",
+                   help="sweep folder (default: the spec's out, else runs/sweep__<spec name>)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="join this Ray cluster (default: start a local Ray instance)")
+    p.add_argument("--max-concurrent", metavar="N", type=int,
+                   help="trials at once (default: the Ray cluster's CPUs); each runs "
+                        "CPUs / N torch threads")
+    p.add_argument("--no-ray", action="store_true",
+                   help="run the trials one after another in this process")
+    p.add_argument("--keep-checkpoints", metavar="K", type=int, default=2,
+                   help="keep the newest K checkpoints of each trial (default: 2)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the spec and list the trials' folders; run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    words = ["dynaplan", "sweep", args.spec]
+    for flag, value in (("--out", args.out), ("--address", args.address),
+                        ("--max-concurrent", args.max_concurrent)):
+        words += [flag, str(value)] if value is not None else []
+    words += ["--no-ray"] if args.no_ray else []
+    options = SweepOptions(out=Path(args.out) if args.out else None, address=args.address,
+                           max_concurrent=args.max_concurrent, use_ray=not args.no_ray,
+                           keep_checkpoints=args.keep_checkpoints, progress=not args.quiet,
+                           dry_run=args.dry_run, command=shlex.join(words))
+    try:
+        sweep(Path(args.spec), options, echo=tqdm.write,
+              notice=lambda line: print(f"dynaplan: {line}", file=sys.stderr))
+    except (RunInterrupted, KeyboardInterrupt) as stop:
+        print("dynaplan: sweep stopped; run the same command again to skip the finished "
+              "trials and resume the others from their last checkpoints", file=sys.stderr)
+        return stop.exit_status if isinstance(stop, RunInterrupted) else 130
+    return 0

@@ -5,189 +5,51 @@ and p99, the FLOPs of one call counted from the layer shapes, and `floor_ms`: th
 FLOPs at the best matmul rate measured in the same process (a large square matmul, and
 the planner's own hidden layer shape). For the seed's settings, the seed's own planners
 (`cem_control` / `random_control` from seed_reference.py) run on networks of identical
-shapes with fitted scalers, interleaved call by call with dynaplan's.
+shapes with fitted scalers, interleaved call by call with dynaplan's. Also MPC steps per
+second and fitting seconds per epoch against their floor.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
-import importlib.util
 import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dynaplan import accel
+from dynaplan.accel.precision import tf32_matmuls
 from dynaplan.agent import MPCAgent
-from dynaplan.data import ReplayBuffer
-from dynaplan.envs import known_reward, make_env
-from dynaplan.errors import ConfigError
-from dynaplan.matmul_floor import MatmulProbe, square_probe, time_interleaved
-from dynaplan.models import DynamicsModel, ModelFitter, RewardModel
-from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.fused import FusedMLPs
-from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective, make_planner
-from dynaplan.planners.graphed import GraphedPlanner
-from dynaplan.precision import tf32_matmuls
-from dynaplan.rollout import collect_random
-
-ENV = "Pendulum-v1"
-SEED_NET: dict = {}  # the seed's 512-256 BatchNorm MLP (MLP defaults)
-PETS_NET = {"hidden": (200, 200, 200, 200), "batch_norm": False, "activation": "silu"}
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    planner: str  # "cem" or "random"
-    num_sequences: int
-    horizon: int
-    iterations: int
-    elites: int
-    net: dict = field(default_factory=dict)
-    learned_reward: bool = True
-    seed_planner: str | None = None  # name of the seed_reference function to compare
-    members: int = 0  # > 0: a GaussianEnsemble of this many members (net: its hidden sizes)
-    particles: int = 1  # per candidate sequence, TS-inf (ensembles only)
-
-
-SETTINGS = (
-    Setting("a_seed_cem", "cem", 100, 15, 5, 10, SEED_NET, True, "cem_control"),
-    Setting("b_seed_random", "random", 100, 15, 1, 1, SEED_NET, True, "random_control"),
-    # PETS-sized planner (Chua et al. 2018) through one 4x200 MLP, known reward
-    Setting("c_pets_sized", "cem", 500, 30, 5, 50, PETS_NET, False, None),
-    # the published PETS setting whole: 5 members of 4x200 SiLU units, 20 particles TS-inf
-    # (20x setting c's rows: about 2.5 s per call on a 2-core CPU, so a GPU setting)
-    Setting("d_pets_paper", "cem", 500, 30, 5, 50, PETS_NET, False, None, 5, 20),
+from dynaplan.app.bench_setup import (
+    CPU_SETTINGS,
+    ENV,
+    SEED_NET,
+    SETTINGS,
+    Setting,
+    build,
+    ensemble_gflop,
+    fit_gflop_per_epoch,
+    fitted_models,
+    flops_per_row,
+    load_seed_reference,
+    plan_gflop,
+    random_data,
+    seed_models,
+    setting_models,
 )
-CPU_SETTINGS = ("a_seed_cem", "b_seed_random", "c_pets_sized")  # the default off a GPU
-
-
-def setting_named(name: str) -> Setting:
-    """The setting of SETTINGS called `name`."""
-    return next(s for s in SETTINGS if s.name == name)
-
-
-def random_data(n_transitions: int, seed: int = 0) -> ReplayBuffer:
-    env, spec = make_env(ENV)
-    env.action_space.seed(seed)
-    buf = ReplayBuffer(spec.obs_dim, spec.action_dim, capacity=n_transitions)
-    episodes = -(-n_transitions // 200)
-    collect_random(env, buf, episodes, seed, progress=False)
-    return buf
-
-
-def fitted_models(buf: ReplayBuffer, net: dict) -> tuple[DynamicsModel, RewardModel]:
-    """Models with normalizers and BatchNorm statistics from one short fit on `buf`."""
-    torch.manual_seed(0)
-    dyn, rew = DynamicsModel(buf.obs_dim, buf.action_dim, **net), RewardModel(
-        buf.obs_dim, buf.action_dim, **net)
-    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=1, batch_size=2000, input_noise=0.001)
-    fitter.fit(buf, buf.split(0.2, np.random.default_rng(0)), torch.Generator().manual_seed(0))
-    return dyn, rew
-
-
-def ensemble_dynamics(setting: Setting, buf: ReplayBuffer, device: torch.device):
-    """An untrained ensemble with normalizers fitted to `buf` (the timing does not depend on
-    the weights), planned through by TS-inf with a generator on `device`."""
-    torch.manual_seed(0)
-    ens = GaussianEnsemble(buf.obs_dim + buf.action_dim, buf.obs_dim, setting.members,
-                           hidden=setting.net["hidden"], activation=setting.net["activation"])
-    ens.input_norm.fit(torch.as_tensor(np.concatenate([buf.obs, buf.action], 1)))
-    ens.output_norm.fit(torch.as_tensor(buf.next_obs - buf.obs))
-    return EnsembleDynamics(ens.to(device).eval(), "tsinf", setting.particles,
-                            generator=torch.Generator(device=device).manual_seed(0))
-
-
-def ensemble_gflop(setting: Setting, dynamics: EnsembleDynamics) -> tuple[float, list[int]]:
-    """GFLOP of one plan call through the ensemble (each row runs through one member) and
-    the shape [E, rows per member, h, h] of its hidden layers."""
-    ens = dynamics.ensemble
-    per_row = sum(2 * layer.weight[0].numel() for layer in [*ens.hidden_layers, ens.head])
-    rows = setting.num_sequences * setting.particles
-    gflop = rows * setting.horizon * setting.iterations * per_row / 1e9
-    h = setting.net["hidden"][0]
-    return gflop, [setting.members, rows // setting.members, h, h]
-
-
-def flops_per_row(*models) -> int:
-    """Forward FLOPs of one input row through each of the MLP models, each counted at its
-    own output width (not padded to the widest, as one FusedMLPs of them stores them)."""
-    return sum(FusedMLPs([m]).flops_per_row() for m in models)
-
-
-def plan_gflop(setting: Setting, dyn: DynamicsModel, rew: RewardModel) -> float:
-    """GFLOP of one plan call through one dynamics MLP: every candidate runs the dynamics
-    network at each horizon step and, with a learned reward, the reward network too."""
-    per_row = flops_per_row(dyn, rew) if setting.learned_reward else flops_per_row(dyn)
-    return setting.num_sequences * setting.iterations * setting.horizon * per_row / 1e9
-
-
-def fit_gflop_per_epoch(train_rows: int, valid_rows: int, epochs: int, per_row: int) -> float:
-    """GFLOP of one epoch of a fit of `epochs` epochs: forward + backward ~ 3x the forward
-    FLOPs per training row, and one forward pass over the validation rows per fit."""
-    return (3 * train_rows + valid_rows / epochs) * per_row / 1e9
-
-
-def build(setting: Setting, dyn, rew, device: torch.device, compile: bool,
-          cuda_graph: bool = False, kernel: str = "auto"):
-    # run_bench's tf32 block sets cuBLAS; the Triton kernel takes the setting from here
-    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
-    objective = ModelObjective(dyn, rew if setting.learned_reward else known_reward(ENV),
-                               compile=compile, tf32=tf32, kernel=kernel)
-    return setting_planner(setting, objective, device, cuda_graph)
-
-
-def setting_planner(setting: Setting, objective, device: torch.device, cuda_graph: bool = False):
-    """The setting's planner over `objective`, its generator seeded 0 on `device`."""
-    spec = make_env(ENV)[1]
-    options: dict = {"num_sequences": setting.num_sequences}
-    if setting.planner == "cem":
-        options.update(num_iterations=setting.iterations, num_elites=setting.elites)
-    planner = make_planner(setting.planner, objective, spec.action_low, spec.action_high,
-                           setting.horizon, torch.Generator(device=device).manual_seed(0),
-                           **options)
-    return GraphedPlanner(planner) if cuda_graph else planner
-
-
-def load_seed_reference(path: Path):
-    spec = importlib.util.spec_from_file_location("seed_reference", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise ConfigError(f"seed reference not found: {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def seed_models(ref, buf: ReplayBuffer, dyn, rew):
-    """The seed's FeedforwardModels with dynaplan's weights and fitted sklearn scalers."""
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.concatenate([buf.obs, buf.action], 1)
-    scalers = (StandardScaler().fit(x), StandardScaler().fit(buf.next_obs - buf.obs),
-               StandardScaler().fit(buf.reward[:, None]))
-    models = []
-    for ours, out_dim in ((dyn, buf.obs_dim), (rew, 1)):
-        theirs = ref.FeedforwardModel(buf.obs_dim + buf.action_dim, out_dim)
-        theirs.mlp.load_state_dict(ours.net.state_dict())
-        models.append(theirs)
-    return models, scalers
-
-
-def setting_models(setting: Setting, buf: ReplayBuffer, device: torch.device):
-    """(dynamics MLP, reward MLP, what the setting plans through) on `device`, in eval
-    mode: the dynamics MLP itself, or for an ensemble setting its EnsembleDynamics (the
-    MLPs are then the seed's, for the seed comparison's shapes)."""
-    dyn, rew = fitted_models(buf, setting.net if not setting.members else SEED_NET)
-    dyn.to(device).eval()
-    rew.to(device).eval()
-    planned = ensemble_dynamics(setting, buf, device) if setting.members else dyn
-    return dyn, rew, planned
+from dynaplan.app.matmul_floor import MatmulProbe, square_probe, time_interleaved
+from dynaplan.app.output import echo_for
+from dynaplan.build import build_fit_parts, resolve_device
+from dynaplan.config import TrainConfig
+from dynaplan.envs import make_env
+from dynaplan.errors import ConfigError
+from dynaplan.models import fit
+from dynaplan.types import DEVICES
 
 
 def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=False,
@@ -289,9 +151,8 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
     buf = random_data(n)
     dyn, rew = fitted_models(buf, SEED_NET)
     dyn.to(device), rew.to(device)
-    batch_size = 2000
-    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=epochs, batch_size=batch_size,
-                         input_noise=0.001)
+    batch_size = 2000  # the seed's fit: TrainConfig's defaults
+    parts = build_fit_parts(TrainConfig(), dyn, rew)
     split = buf.split(0.2, np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
     hidden = list(dyn.net.hidden[:2])  # the widest layer: [batch, 512] x [512, 256]
@@ -301,7 +162,9 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
     seconds = []
     for _ in range(fits):
         time_interleaved(probes, probes_per_fit, into=times)
-        seconds.append(fitter.fit(buf, split, gen).seconds)
+        start = time.perf_counter()
+        fit(parts, buf.tensors(device), split, epochs, gen)
+        seconds.append(time.perf_counter() - start)
     time_interleaved(probes, probes_per_fit, into=times)
     gflop = fit_gflop_per_epoch(len(split.train), len(split.valid), epochs,
                                 flops_per_row(dyn, rew))
@@ -401,3 +264,69 @@ def format_table(report: dict) -> str:
 def write_json(report: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time planning against the matmul floor and the seed",
+                       description="Time plan calls of the seed's settings and a PETS-sized "
+                                   "one, against this machine's matmul floor and the seed's "
+                                   "own planners; also MPC steps/s and fitting s/epoch.")
+    p.add_argument("--json", metavar="FILE", help="also write all figures as JSON")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="torch device; auto picks cuda when available")
+    p.add_argument("--calls", type=int, default=200, help="timed plan calls per setting")
+    p.add_argument("--warmup", type=int, default=10, help="untimed plan calls first")
+    p.add_argument("--seed-reference", metavar="PY",
+                   default="../shared/anchors/seed_reference.py",
+                   help="the seed's code to time side by side ('' to skip)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the planning network first")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="plan through CUDA graphs (a CUDA device), timed beside plain calls")
+    p.add_argument("--tf32", action="store_true",
+                   help="float32 matmuls on TF32 tensor cores (a CUDA device): plans, "
+                        "floor probes and fits")
+    p.add_argument("--rollout-kernel", choices=accel.ROLLOUT_KERNELS, default="auto",
+                   help="the rollouts as the plain torch reference, as fused torch ops, one "
+                        "Triton kernel a call (a CUDA device) or one native C kernel call "
+                        "(the CPU); auto: native where it can run, else torch. A kernel's "
+                        "calls are timed beside the torch path's")
+    p.add_argument("--settings", nargs="+", metavar="NAME",
+                   help="settings to time: a_seed_cem b_seed_random c_pets_sized "
+                        "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
+                        "takes seconds per call)")
+    p.add_argument("--fit-epochs", type=int, default=10,
+                   help="epochs per timed fit (5 fits; the seed fits 50 per iteration)")
+    p.add_argument("--loop-steps", type=int, default=200, help="timed MPC environment steps")
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("calls", "fit_epochs", "loop_steps"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    if args.warmup < 0:
+        raise ConfigError("--warmup must be >= 0")
+    device = resolve_device(args.device)
+    asked = {"cuda_graph": ("--cuda-graph", args.cuda_graph), "tf32": ("--tf32", args.tf32),
+             args.rollout_kernel: (f"--rollout-kernel {args.rollout_kernel}", True)}
+    for kind, (flag, given) in asked.items():
+        reason = accel.refusal(flag, kind, device, where="this bench") if given else None
+        if reason is not None:
+            raise ConfigError(reason + (" (add --device cpu)" if kind == "native"
+                                        and device.type != "cpu" else ""))
+    settings = None if args.settings is None else tuple(args.settings)
+    names = [s.name for s in SETTINGS]
+    for name in settings or ():
+        if name not in names:
+            raise ConfigError(f"unknown bench setting {name!r} (choose from {', '.join(names)})")
+    # the flags first, then the file: the default path is relative to the project folder
+    ref = Path(args.seed_reference) if args.seed_reference else None
+    if ref is not None and not ref.is_file():
+        raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
+    report = run_bench(device, args.calls, args.warmup, ref, args.compile, args.fit_epochs,
+                       args.loop_steps, echo=echo_for(False), settings=settings,
+                       cuda_graph=args.cuda_graph, tf32=args.tf32, kernel=args.rollout_kernel)
+    print(format_table(report))
+    if args.json:
+        write_json(report, Path(args.json))
+    return 0

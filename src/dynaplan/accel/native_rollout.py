@@ -1,5 +1,5 @@
 """A dynamics model's whole planning rollout as one call of a native CPU kernel (C, AVX2,
-OpenMP; models/native_kernel.c, built on first use by models/native_build.py).
+OpenMP; accel/native_kernel.c, built on first use by accel/native_build.py).
 
 On a CPU the torch path spends a plan call in about 8 small ops a horizon step and in
 matmuls whose weights MKL repacks on every call (setting a of `dynaplan bench`: the
@@ -32,9 +32,9 @@ import ctypes
 
 import torch
 
-from dynaplan.models import native_build
-from dynaplan.models.fused import FusedMLPs
-from dynaplan.models.fused_ensemble import FusedEnsemble, ensemble_layers
+from dynaplan.accel import native_build
+from dynaplan.accel.fused import FusedMLPs
+from dynaplan.accel.fused_ensemble import FusedEnsemble, ensemble_layers
 
 MR, NR = 6, 16
 """The micro-kernel's rows and columns (native_kernel.c): row blocks and width padding."""

@@ -4,13 +4,12 @@ Its input never needs a gradient, so the backward pass computes only the weight'
 dL/dW = g^T x, with g [n, out] and x [n, in]. PyTorch's Linear computes it as the product
 g^T @ x, an [out, n] @ [n, in] matmul with in = 4 for Pendulum (3 observations + 1 action),
 which MKL runs at about 4 GFLOP/s on the 2-core CPU: 1,992 us for a 2,000-row batch of the
-seed's 512-wide layer. `InputLinear` computes (x^T @ g)^T instead, the same numbers in
+seed's 512-wide layer. `data_linear` computes (x^T @ g)^T instead, the same numbers in
 another summation order: 419 us (medians of 200, interleaved). On the seed's two networks
 that kernel was 7% of a fit (torch.profiler, `dynaplan bench`'s fitting).
 
-The forward pass, the parameters and the state_dict are nn.Linear's. Anywhere the fast
-backward does not apply (an input that needs a gradient, not 2-D, or no autograd), it is
-plain nn.Linear.
+The forward pass is nn.Linear's. Anywhere the fast backward does not apply (an input that
+needs a gradient, not 2-D, or no autograd), it is plain `F.linear`.
 """
 
 from __future__ import annotations
@@ -36,11 +35,9 @@ class _DataLinear(torch.autograd.Function):
         return None, grad_weight, grad_bias
 
 
-class InputLinear(nn.Linear):
-    """nn.Linear whose weight gradient takes the fast orientation when its input is data."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.dim() != 2 or x.requires_grad or self.bias is None
-                or not (torch.is_grad_enabled() and self.weight.requires_grad)):
-            return F.linear(x, self.weight, self.bias)
-        return _DataLinear.apply(x, self.weight, self.bias)
+def data_linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`linear(x)`, its weight gradient in the fast orientation when x is data."""
+    if (x.dim() != 2 or x.requires_grad or linear.bias is None
+            or not (torch.is_grad_enabled() and linear.weight.requires_grad)):
+        return F.linear(x, linear.weight, linear.bias)
+    return _DataLinear.apply(x, linear.weight, linear.bias)

@@ -1,6 +1,6 @@
-/* The CPU kernels behind models/native_fit.py: a fitting step of a BatchNorm ReLU network,
+/* The CPU kernels behind accel/native_fit.py: a fitting step of a BatchNorm ReLU network,
  * with the first block's BatchNorm computed from its input's statistics
- * (models/input_batchnorm.py has the algebra).
+ * (accel/input_batchnorm.py has the algebra).
  *
  *   dp_fit_input_block: the first block's batch statistics, z = [x - mean(x), 1] [M, D]
  *                       and y = relu(z @ F^T), F [N, D] the folded first layer: one pass

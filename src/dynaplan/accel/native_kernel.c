@@ -1,4 +1,4 @@
-/* The CPU kernel behind NativeRollout (models/native_rollout.py, which documents it and
+/* The CPU kernel behind NativeRollout (accel/native_rollout.py, which documents it and
  * builds this file with the system C compiler: -O3 -march=native -fopenmp, -lm).
  *
  * dp_rollout runs a dynamics MLP, or one member of a TS-inf ensemble with its Gaussian
@@ -56,7 +56,7 @@ static void head(int M, int K, int D, const float *h, const float *w, const floa
  * (K, N, weight offset, bias offset), then the head's (K, weight offset, bias offset), then
  * a flag and, where it is 1 (a Gaussian ensemble member), its log-variance head (weight
  * and bias offsets, as the head's) and the offsets of its bounds max, span and std offset
- * [out] (models/fused_ensemble.py: std = exp(offset + softplus(span - softplus(max - raw)) / 2)). */
+ * [out] (accel/fused_ensemble.py: std = exp(offset + softplus(span - softplus(max - raw)) / 2)). */
 typedef struct { long depth, act, out; const long *layers, *head, *var; } net_t;
 
 static net_t net_at(const long *layout) {

@@ -14,10 +14,12 @@ each run). Every figure's footer names the command and the git commit behind it.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from dynaplan.app.sweep import SWEEP_FILE, code_version
+from dynaplan.config import from_dict, to_flat
 from dynaplan.errors import ConfigError
 from dynaplan.stats import bootstrap_ci, iqm
-from dynaplan.sweep import SWEEP_FILE, code_version
 
 # return an environment counts as solved at; other ids use gymnasium's reward_threshold
 THRESHOLDS = {"Pendulum-v1": -200.0, "InvertedPendulum-v5": 1000.0,
@@ -72,8 +75,10 @@ def find_runs(root: Path) -> tuple[list[Run], list[str]]:
         except (OSError, ValueError) as exc:
             skipped.append(f"{folder}: unreadable ({exc})")
             continue
-        if not isinstance(config, dict) or "env" not in config:
-            skipped.append(f"{folder}: config.json names no env")
+        try:
+            config = to_flat(from_dict(config, source=str(config_path)))
+        except ConfigError as exc:
+            skipped.append(f"{folder}: {exc}")
             continue
         if not rows:
             skipped.append(f"{folder}: no finished iteration yet")
@@ -298,3 +303,28 @@ def _plot(env: str, metric: str, methods: dict[str, list[Run]], threshold: float
     fig.tight_layout(rect=(0, 0.03 * (footer.count("\n") + 1) + 0.01, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="figures and tables over seeds from a folder of runs",
+                       description="Find every run folder under SWEEP_DIR; per environment "
+                                   "a figure of return vs environment steps (mean, 95% "
+                                   "bootstrap band over seeds) and a table of final returns "
+                                   "(IQM, 95% CI), steps to threshold and planning ms.")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder or any folder of runs")
+    p.add_argument("--threshold", metavar="ENV=VALUE", action="append", default=[],
+                   help="return counted as reached (repeatable; defaults: Pendulum-v1=-200, "
+                        "InvertedPendulum-v5=1000, else gymnasium's reward_threshold)")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for report.md, figures and CSVs (default: SWEEP_DIR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    words = ["dynaplan", "report", args.sweep_dir]
+    for item in args.threshold:
+        words += ["--threshold", item]
+    words += ["--out", args.out] if args.out else []
+    root = Path(args.sweep_dir)
+    print(write_report(root, Path(args.out) if args.out else root,
+                       parse_thresholds(args.threshold), shlex.join(words)))
+    return 0

@@ -34,8 +34,6 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from dynaplan.models.input_linear import InputLinear
-
 
 class Stats(NamedTuple):
     """A batch's statistics and the block's folded weights, in the input's dtype."""
@@ -96,7 +94,7 @@ class _InputBatchNormReLU(torch.autograd.Function):
     def backward(ctx, grad_y, _grad_mean, _grad_var):
         y, weight, z, *folding = ctx.saved_tensors
         g = torch.ops.aten.threshold_backward(grad_y, y, 0.0)
-        # z^T g, transposed: [width, in + 1] (the fast orientation, as InputLinear)
+        # z^T g, transposed: [width, in + 1] (the fast orientation, as data_linear)
         sums = torch.mm(z.t(), g).t()
         grad_weight, grad_gamma, grad_beta = block_grads(sums, weight, *folding)
         grad_bias = torch.zeros_like(grad_beta) if ctx.needs_input_grad[2] else None
@@ -112,12 +110,12 @@ def trains_on_batch_stats(norm: nn.Module) -> bool:
 
 def applies(layers: nn.Sequential, x: torch.Tensor) -> bool:
     """Whether `layers` starts with a block this module computes in one pass, for input `x`:
-    a training-mode InputLinear -> BatchNorm1d (affine, tracking running statistics with a
+    a training-mode Linear -> BatchNorm1d (affine, tracking running statistics with a
     momentum) -> ReLU on a 2-D batch of data (no gradient) of at least two rows."""
     if len(layers) < 3 or not layers.training or not torch.is_grad_enabled():
         return False
     linear, norm, act = layers[0], layers[1], layers[2]
-    return (type(linear) is InputLinear and linear.bias is not None
+    return (type(linear) is nn.Linear and linear.bias is not None
             and trains_on_batch_stats(norm) and type(act) is nn.ReLU
             and x.dim() == 2 and x.shape[0] > 1 and not x.requires_grad
             and x.dtype in (torch.float32, torch.float64))

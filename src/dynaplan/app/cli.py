@@ -1,0 +1,71 @@
+"""`dynaplan train | compare | eval | plot | bench | sweep | report`: the command line.
+
+Each command is a module of this package with `add_parser` and `run`. Bad input ends with
+one line on stderr and exit status 2; a stop signal with the shell's status for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import NoReturn
+
+from dynaplan.accel.allocator import keep_freed_memory
+from dynaplan.app import bench, compare, eval, plot, report, sweep, train
+from dynaplan.errors import ConfigError, TrainingError
+from dynaplan.interrupt import SIGNALS, RunInterrupted
+
+COMMANDS = {"train": train, "compare": compare, "eval": eval, "plot": plot, "bench": bench,
+            "sweep": sweep, "report": report}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dynaplan", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), as a return value
+        return int(exc.code or 0)
+    keep_freed_memory()  # no page faults for each batch's tensors (accel/allocator.py)
+    try:
+        return COMMANDS[args.command].run(args)
+    except (ConfigError, TrainingError) as exc:
+        print(f"dynaplan: error: {exc}", file=sys.stderr)
+        return 2
+    except RunInterrupted as stop:  # SIGINT / SIGTERM during a run: 130 / 143
+        print(f"dynaplan: {stop.message()}", file=sys.stderr)
+        return stop.exit_status
+    except KeyboardInterrupt:
+        print("dynaplan: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """The console script: exit with main()'s status. Once main has returned, a further
+    SIGINT or SIGTERM (a second Ctrl-C, or `timeout` passing on a signal the process was
+    already sent) is ignored, so the exit prints no traceback after main's one-line
+    message; one that lands in main's own error handling counts as a plain interrupt."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,48 @@
+"""`dynaplan train`: learn models and act with MPC into a run folder, or `--resume` one."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dynaplan.app.flags import add_train_flags, config_from_args, resumed_config
+from dynaplan.app.output import echo_for
+from dynaplan.errors import ConfigError
+from dynaplan.loop import resume, train
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="learn models and act with MPC (the seed exercise)",
+                       description="Learn dynamics and reward models, plan with MPC, "
+                                   "write a run folder. No flags = the seed exercise.")
+    add_train_flags(p)
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: runs/<env>__<planner>__s<seed>__<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue this run from its last checkpoint (its own options; "
+                        "--iterations may be raised to extend it)")
+    p.add_argument("--keep-checkpoints", metavar="K", type=int, default=2,
+                   help="keep the newest K checkpoints, one per iteration (default: 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints must be positive, got {args.keep_checkpoints}")
+    options = dict(progress=not args.quiet, echo=echo_for(args.quiet),
+                   keep_checkpoints=args.keep_checkpoints)
+    if args.resume:
+        if args.out:
+            raise ConfigError("--out cannot be combined with --resume (the run stays in "
+                              "RUN_DIR)")
+        run_dir = Path(args.resume)
+        result = resume(run_dir, resumed_config(args, run_dir), **options)  # type: ignore[arg-type]
+        if result.already_complete:
+            print(f"dynaplan: {run_dir} is already complete ({result.summary['iterations']} "
+                  "iterations); raise --iterations to extend it")
+            return 0
+    else:
+        config = config_from_args(args)
+        result = train(config, Path(args.out) if args.out else None, **options)  # type: ignore[arg-type]
+    if args.quiet:
+        print(result.run_dir)
+    return 0

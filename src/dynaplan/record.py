@@ -1,0 +1,116 @@
+"""What a run writes down: one metrics row per iteration, one episodes.csv row per training
+episode, the reward model's view of each episode, and the summary of a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dynaplan.config import TrainConfig
+from dynaplan.data import ReplayBuffer
+from dynaplan.episodes import Episode
+from dynaplan.models import FitResult, RewardModel
+from dynaplan.runstate import History
+
+EPISODES_HEADER = "iteration,episode,length,return,predicted_return\n"
+
+
+class EpisodesLog:
+    """episodes.csv, rewritten from the rows a run has so far and appended to, flushed so a
+    killed run keeps it."""
+
+    def __init__(self, path: Path, rows: list[list[Any]]) -> None:
+        self._file = open(path, "w")
+        self._file.write(EPISODES_HEADER)
+        self.append(rows)
+
+    def append(self, rows: list[list[Any]]) -> None:
+        for it, k, length, ret, predicted in rows:
+            self._file.write(f"{it},{k},{length},{ret!r},{predicted!r}\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def predict_returns(reward_model: RewardModel, buffer: ReplayBuffer,
+                    episodes: list[Episode]) -> None:
+    """Set each episode's `predicted_return`: the reward model's sum over its real
+    transitions (the seed's "predicted return"). The episodes are the last ones added to
+    `buffer`, in order."""
+    offset = len(buffer)
+    device = next(reward_model.parameters()).device
+    for ep in reversed(episodes):
+        lo, hi = offset - ep.length, offset
+        with torch.no_grad():
+            obs = torch.as_tensor(buffer.obs[lo:hi], device=device)
+            action = torch.as_tensor(buffer.action[lo:hi], device=device)
+            ep.predicted_return = float(reward_model(obs, action).sum())
+        offset = lo
+
+
+def metrics_row(it: int, env_steps: int, played: list[Episode], fit: FitResult,
+                latency: tuple[float, float]) -> dict[str, Any]:
+    """The iteration's row of metrics.csv before evaluation and timing are added."""
+    episodes = [ep for ep in played if ep.dropped is None]
+    return {
+        "iteration": it,
+        "env_steps": env_steps,
+        "train/episodes": len(episodes),
+        "train/dropped_episodes": len(played) - len(episodes),
+        "train/return": float(np.mean([e.ret for e in episodes])),
+        "train/predicted_return": float(np.mean([e.predicted_return for e in episodes])),
+        "model/dynamics_train_loss": fit.train["dynamics"],
+        "model/dynamics_valid_loss": fit.valid["dynamics"],
+        "model/reward_train_loss": fit.train["reward"],
+        "model/reward_valid_loss": fit.valid["reward"],
+        "time/fit_s": fit.seconds,
+        "time/plan_ms_p50": latency[0],
+        "time/plan_ms_p99": latency[1],
+    }
+
+
+def eval_columns(returns: list[float]) -> dict[str, float]:
+    """eval/return (mean), its min and max over the episodes that did not fail (NaN)."""
+    values = np.asarray(returns)
+    ok = values[np.isfinite(values)]
+    nan = float("nan")
+    return {"eval/return": float(np.mean(ok)) if ok.size else nan,
+            "eval/return_min": float(np.min(ok)) if ok.size else nan,
+            "eval/return_max": float(np.max(ok)) if ok.size else nan}
+
+
+def summary(config: TrainConfig, history: History, env_steps: int, wall_s: float,
+            device: torch.device, rollout_kernel: str) -> dict[str, Any]:
+    """summary.json of a finished run."""
+    rows = history.rows
+    last = rows[-1]
+    plan_ms = history.plan_ms or [float("nan")]
+    return {
+        "env": config.env,
+        "planner": config.planner.name,
+        "seed": config.seed,
+        "iterations": config.iterations,
+        "env_steps": env_steps,
+        "final_train_return": last["train/return"],
+        "final_eval_return": last.get("eval/return"),
+        "best_train_return": max(r["train/return"] for r in rows),
+        "dropped_episodes": int(history.counters["dropped_random_episodes"])
+        + sum(int(r.get("train/dropped_episodes", 0)) for r in rows),
+        "plan_ms_p50": float(np.median(plan_ms)),
+        "plan_ms_p99": float(np.percentile(plan_ms, 99)),
+        "fit_s_total": float(sum(r["time/fit_s"] for r in rows)),
+        "wall_s": wall_s,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "rollout_kernel": rollout_kernel,  # what --rollout-kernel auto chose
+    }
+
+
+def columns(rows: list[dict]) -> dict[str, list[float]]:
+    """Metrics rows as columns (NaN where a row has no value), for the plots."""
+    keys = rows[0].keys() | {k for r in rows for k in r}
+    return {k: [r.get(k, float("nan")) for r in rows] for k in keys}

@@ -1,0 +1,130 @@
+"""Run folders: their layout, their config, and a run loaded back as an acting agent.
+
+    runs/<env>__<planner>__s<seed>__<timestamp>/
+      config.json    the run's TrainConfig (config/flat.py's stored form)
+      metrics.csv    one row per iteration (metrics.py)
+      episodes.csv   one row per training episode
+      summary.json   written when the run completes
+      checkpoints/   one verified folder per iteration (checkpoint.py)
+      plots/ videos/
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dynaplan import accel
+from dynaplan.agent import MPCAgent
+from dynaplan.build import build_models, build_objective, build_planner, resolve_device
+from dynaplan.checkpoint import Checkpoint, atomic_write, load_models
+from dynaplan.config import TrainConfig, from_dict, to_dict
+from dynaplan.config.flat import replace_values
+from dynaplan.envs import EnvSpec, make_env
+from dynaplan.episodes import warn_stderr
+from dynaplan.errors import ConfigError
+
+CONFIG, METRICS, EPISODES, SUMMARY = "config.json", "metrics.csv", "episodes.csv", "summary.json"
+CHECKPOINTS, PLOTS, VIDEOS = "checkpoints", "plots", "videos"
+
+
+def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return root / f"{config.env}__{config.planner.name}__s{config.seed}__{stamp}"
+
+
+def prepare_run_dir(path: Path, resuming: bool = False) -> Path:
+    """Create the run folder (and its subfolders); refuse one that cannot be written, or,
+    unless `resuming`, one that already holds a run."""
+    if not resuming and (path / CONFIG).exists():
+        raise ConfigError(f"{path} already holds a run; choose another --out")
+    try:
+        for sub in (CHECKPOINTS, PLOTS, VIDEOS):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write run folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    text = json.dumps(to_dict(config), indent=2) + "\n"
+    atomic_write(run_dir / CONFIG, lambda fh: fh.write(text.encode()))
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The run's config (a flat config.json of an older dynaplan migrated)."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG})")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a mapping of options")
+    return from_dict(data, source=str(path))
+
+
+def runnable_here(config: TrainConfig, device: torch.device) -> TrainConfig:
+    """`config` with every accelerator that cannot run on `device` in this process turned
+    back to its default (a GPU run evaluated on a CPU, a native-kernel run where no
+    compiler is): the same plans up to float rounding."""
+    dropped = {name: ("auto" if name == "rollout_kernel" else "off")
+               for kind, (name, _) in config.speed.accelerators().items()
+               if accel.why_not(kind, device) is not None}
+    if not dropped:
+        return config
+    return replace_values(config, device=device.type, **dropped)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run folder's models and planner, loaded from one of its checkpoints."""
+
+    config: TrainConfig
+    spec: EnvSpec
+    dynamics: nn.Module
+    reward: nn.Module
+    checkpoint: Checkpoint
+    agent: MPCAgent
+
+    @property
+    def env_steps(self) -> int | None:
+        """Environment steps of the run at the end of the checkpoint's iteration."""
+        rows = self.checkpoint.state.get("metrics") or []
+        steps = rows[-1].get("env_steps") if rows and isinstance(rows[-1], dict) else None
+        return int(steps) if isinstance(steps, (int, float)) else None
+
+
+def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
+               iteration: int | None = None, override: dict | None = None) -> LoadedRun:
+    """Build the run's models, load a checkpoint into them (the newest, or the one of
+    `iteration`) and wrap its planner in an agent. `override`: option values (as users
+    write them: planner settings, for example) that replace the run's before anything is
+    built."""
+    config = load_run_config(run_dir)
+    if override:
+        config = replace_values(config, **override)
+    dev = resolve_device(device)
+    config = runnable_here(config, dev)
+    _, spec = make_env(config.env)
+    dynamics, reward = build_models(spec, dev, config)
+    checkpoint = load_models(run_dir / CHECKPOINTS, dynamics, reward, warn_stderr, iteration)
+    dynamics.eval()
+    reward.eval()
+    # an ensemble's particles draw from a generator of their own
+    objective = build_objective(config, dynamics, reward,
+                                torch.Generator(device=dev).manual_seed(seed + 1))
+    objective.refresh()
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    agent = MPCAgent(build_planner(config, objective, spec, gen), dev)
+    return LoadedRun(config, spec, dynamics, reward, checkpoint, agent)
+
