@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ from dynaplan.models.fit import adam
 from dynaplan.objective import ModelObjective
 from dynaplan.planners import PLANNERS, Planner
 from dynaplan.runstate import Generators
-from dynaplan.types import DYNAMICS_MODELS, Dynamics, Objective
+from dynaplan.types import DYNAMICS_MODELS, Dynamics, Learnable, Objective
 
 
 def resolve_device(name: str) -> torch.device:
@@ -101,7 +102,8 @@ def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
         parts.append(FitPart("dynamics", dynamics, optimizer, Bootstrap(e.size, e.batch_size),
                              accel.select_fit_step))
     else:
-        parts.append(FitPart("dynamics", dynamics, adam(dynamics.parameters(), m.lr),
+        learnable = cast(Learnable, dynamics)  # every DYNAMICS type is Learnable
+        parts.append(FitPart("dynamics", learnable, adam(dynamics.parameters(), m.lr),
                              minibatches, accel.select_fit_step))
     return parts
 

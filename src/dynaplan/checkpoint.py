@@ -247,7 +247,7 @@ def load_models(
     else:
         path = folder / checkpoint_name(iteration)
         if not path.is_dir():
-            kept = [int(_NAME.match(p.name).group(1)) for p in list_checkpoints(folder)]
+            kept = [int(p.name.split("_")[1]) for p in list_checkpoints(folder)]
             raise ConfigError(
                 f"no checkpoint of iteration {iteration} in {folder} (kept: "
                 f"{', '.join(map(str, kept)) or 'none'}; train with --keep-checkpoints K "

@@ -71,6 +71,11 @@ def _step(env: gym.Env, action: np.ndarray, t: int) -> tuple:
     return next_obs, reward, terminated, truncated
 
 
+def _frame(env: gym.Env) -> np.ndarray:
+    """The environment's rendered frame (it must render rgb_array)."""
+    return np.asarray(env.render())
+
+
 def _describe(exc: Exception) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
@@ -92,7 +97,7 @@ def play_episode(
     try:
         obs = _reset(env, seed)
         if record:
-            ep.frames.append(env.render())
+            ep.frames.append(_frame(env))
         done = False
         while not done:
             action = policy(obs)
@@ -101,7 +106,7 @@ def play_episode(
             ep.ret += float(reward)
             ep.length += 1
             if record:
-                ep.frames.append(env.render())
+                ep.frames.append(_frame(env))
             obs, done = next_obs, terminated or truncated
             if on_step is not None:
                 on_step()
@@ -206,7 +211,9 @@ def evaluate(
     fails returns NaN, with a warning. With `frames`, the first env's rendered frames
     are appended to it (that env must render rgb_array)."""
     agent.reset()
-    obs_dim = envs[0].observation_space.shape[0]
+    shape = envs[0].observation_space.shape
+    assert shape is not None, "a Box observation space has a shape"
+    obs_dim = shape[0]
     obs = np.zeros((len(envs), obs_dim), np.float32)
     returns = np.zeros(len(envs))
     active = np.ones(len(envs), bool)
@@ -221,22 +228,22 @@ def evaluate(
         except _EnvFault as fault:
             fail(i, fault)
     if frames is not None and active[0]:
-        frames.append(envs[0].render())
+        frames.append(_frame(envs[0]))
     t = 0
     while active.any():
         idx = np.flatnonzero(active)
         actions = agent.act(obs[idx], ids=idx)
-        for j, i in enumerate(idx):
+        for j, k in enumerate(idx.tolist()):
             try:
-                next_obs, reward, terminated, truncated = _step(envs[i], actions[j], t)
+                next_obs, reward, terminated, truncated = _step(envs[k], actions[j], t)
             except _EnvFault as fault:
-                fail(i, fault)
+                fail(k, fault)
                 continue
-            returns[i] += float(reward)
-            obs[i] = next_obs
-            if frames is not None and i == 0:
-                frames.append(envs[0].render())
+            returns[k] += float(reward)
+            obs[k] = next_obs
+            if frames is not None and k == 0:
+                frames.append(_frame(envs[0]))
             if terminated or truncated:
-                active[i] = False
+                active[k] = False
         t += 1
     return returns.tolist()

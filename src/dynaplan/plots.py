@@ -18,9 +18,9 @@ def _finite(values: Sequence[float]) -> bool:
 
 
 def _finite_points(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = np.isfinite(y)
-    return x[keep], y[keep]
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(ys)
+    return xs[keep], ys[keep]
 
 
 def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str) -> list[Path]:

@@ -14,5 +14,5 @@ def save_mp4(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
     # macro_block_size=1 keeps odd frame sizes as they are instead of resizing with a warning
     with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
         for frame in frames:
-            writer.append_data(np.asarray(frame, dtype=np.uint8))
+            writer.append_data(np.asarray(frame, dtype=np.uint8))  # type: ignore[attr-defined]
     return path

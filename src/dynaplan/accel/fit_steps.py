@@ -37,9 +37,9 @@ def train_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
                 return native_fit.seed_network(net, x)
             x, done = native_fit.input_block_linear(net, x), 4
         else:
-            x, done = input_batchnorm.input_block(net[0], net[1], x), 3
+            x, done = input_batchnorm.input_block(net[0], net[1], x), 3  # type: ignore[arg-type]
     else:
-        x, done = data_linear(net[0], x), 1
+        x, done = data_linear(net[0], x), 1  # type: ignore[arg-type]
     for layer in list(net)[done:]:
         x = layer(x)
     return x

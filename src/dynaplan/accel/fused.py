@@ -30,6 +30,7 @@ def _layers(net: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if isinstance(module, nn.Linear):
             out.append((module.weight, module.bias))
         elif isinstance(module, nn.BatchNorm1d):
+            assert module.running_var is not None and module.running_mean is not None
             w, b = out[-1]
             scale = module.weight / torch.sqrt(module.running_var + module.eps)
             out[-1] = (w * scale[:, None], (b - module.running_mean) * scale + module.bias)
@@ -47,7 +48,7 @@ class FusedMLPs(nn.Module):
 
     def __init__(self, regressors: list[Regressor]) -> None:
         super().__init__()
-        archs = {(r.net.hidden, r.net.activation) for r in regressors}  # type: ignore[union-attr]
+        archs = {(r.net.hidden, r.net.activation) for r in regressors}
         if len(archs) != 1:
             raise ValueError("fused regressors must share hidden sizes and activation")
         hidden, self.activation = archs.pop()

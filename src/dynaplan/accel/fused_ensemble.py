@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from dynaplan.accel.fused import activate_
-from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.ensemble import EnsembleLinear, GaussianEnsemble
 
 MAX_SPLIT = 4
 """Cut a member's rows into at most this many parts. The split was measured only on the
@@ -56,7 +56,8 @@ class FusedEnsemble:
         self.out_dim = d = ensemble.out_dim
         self.activation = "silu" if isinstance(ensemble.act, torch.nn.SiLU) else "relu"
         with torch.no_grad():
-            layers = [(layer.weight[kept], layer.bias[kept]) for layer in ensemble.hidden_layers]
+            hidden: list[EnsembleLinear] = list(ensemble.hidden_layers)  # type: ignore[arg-type]
+            layers = [(layer.weight[kept], layer.bias[kept]) for layer in hidden]
             # input normalization: (x - mu) / sigma @ W = x @ (W / sigma) - mu / sigma @ W
             w, b = layers[0]
             mu, sigma = ensemble.input_norm.mean, ensemble.input_norm.std

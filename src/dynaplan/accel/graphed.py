@@ -86,13 +86,13 @@ class GraphedPlanner:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(self.warmup):
-                self.planner.plan(**static)
+                self.planner.plan(**static)  # type: ignore[arg-type]
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         for g in self.generators:
             graph.register_generator_state(g)
         with torch.cuda.graph(graph):
-            plan = self.planner.plan(**static)
+            plan = self.planner.plan(**static)  # type: ignore[arg-type]
         for g, state in zip(self.generators, states):
             g.set_state(state)
         self.captures += 1

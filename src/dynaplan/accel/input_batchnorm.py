@@ -132,6 +132,8 @@ def input_block(linear: nn.Linear, norm: nn.BatchNorm1d, x: torch.Tensor) -> tor
 def update_running_stats(norm: nn.BatchNorm1d, mean: torch.Tensor, var: torch.Tensor,
                          n: int) -> None:
     """BatchNorm's update of its running mean and (unbiased) variance from a batch of n."""
+    assert norm.running_mean is not None and norm.running_var is not None
+    assert norm.num_batches_tracked is not None and norm.momentum is not None
     with torch.no_grad():
         norm.running_mean.lerp_(mean, norm.momentum)
         norm.running_var.lerp_(var * (n / (n - 1)), norm.momentum)

@@ -266,6 +266,8 @@ def mse_step(layers: nn.Sequential, x: torch.Tensor, target: torch.Tensor) -> to
     updates both BatchNorms' running statistics (as `seed_network`, by the same code) and
     returns the loss (0-dim, no graph). `takes_mse_step` must hold."""
     lin1, norm1, _, lin2, norm2, _, head = layers
+    assert isinstance(lin1, nn.Linear) and isinstance(lin2, nn.Linear)
+    assert isinstance(head, nn.Linear)
     (n, d), width1, width2, heads = x.shape, lin1.out_features, lin2.out_features, head.out_features
     if target.shape != (n, heads):
         raise ValueError(f"target of shape {tuple(target.shape)} for {n} rows of {heads} outputs")
@@ -292,6 +294,7 @@ def input_block_linear(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """layers[3](relu(layers[1](layers[0](x)))) in training mode (layers[2] the ReLU),
     the BatchNorm's running statistics updated."""
     linear, norm, linear2 = layers[0], layers[1], layers[3]
+    assert isinstance(norm, nn.BatchNorm1d)
     h, mean, var = _InputBlockLinear.apply(
         x.contiguous(), linear.weight, linear.bias, norm.weight, norm.bias, norm.eps,
         linear2.weight, linear2.bias)

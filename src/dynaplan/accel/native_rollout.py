@@ -167,7 +167,7 @@ class NativeRollout:
                       actions.view(group, e, horizon, act_dim)[:, m],
                       None if noise is None else noise[:, m], traj_m, rew_m, m)
             traj.view(group, e, horizon + 1, o)[:, m] = traj_m
-            if rew is not None:
+            if rew is not None and rew_m is not None:
                 rew.view(group, e, horizon)[:, m] = rew_m
         return traj, rew
 

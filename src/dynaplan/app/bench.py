@@ -18,6 +18,7 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,7 +169,8 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
     time_interleaved(probes, probes_per_fit, into=times)
     gflop = fit_gflop_per_epoch(len(split.train), len(split.valid), epochs,
                                 flops_per_row(dyn, rew))
-    out = {"transitions": n, "train_rows": len(split.train), "valid_rows": len(split.valid),
+    out: dict[str, Any] = {
+           "transitions": n, "train_rows": len(split.train), "valid_rows": len(split.valid),
            "epochs_per_fit": epochs, "fits": fits,
            "s_per_epoch": float(np.median(seconds)) / epochs,
            "gflop_per_epoch": gflop,

@@ -51,9 +51,9 @@ def compare(
             echo(f"== {planner}, seed {seed}")
             result = train(config, out / f"{planner}__s{seed}", progress=progress, echo=echo)
             with open(result.run_dir / "metrics.csv", newline="") as fh:
-                values = [float(r[metric]) for r in csv.DictReader(fh)]
-            curves.setdefault(planner, []).append(values)
-            finals.setdefault(planner, []).append(values[-1])
+                curve = [float(r[metric]) for r in csv.DictReader(fh)]
+            curves.setdefault(planner, []).append(curve)
+            finals.setdefault(planner, []).append(curve[-1])
     plot_comparison(curves, out / "returns.png", f"{base.env}: {metric} per iteration",
                     metric)
     with open(out / "final_returns.csv", "w", newline="") as fh:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ def square_probe(device: torch.device | str) -> MatmulProbe:
     return MatmulProbe(size, size, size, device=device)
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int,
+def time_interleaved(fns: Mapping[str, Callable[[], object]], rounds: int,
                      into: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Wall seconds of each callable, `rounds` times, taking turns (so all see the same
     machine load); appended to `into` when given."""

@@ -106,7 +106,8 @@ def expand(values: dict[str, Any], source: str = "sweep spec") -> list[Trial]:
              + (["seed"] if "seed" in axes else []))
     fixed = {k: v for k, v in values.items() if k not in axes}
     method = "preset" if "preset" in values else "planner"  # named by the preset if any
-    trials, seen = [], {}
+    trials: list[Trial] = []
+    seen: dict[str, dict[str, Any]] = {}
     for combo in itertools.product(*(values[k] for k in order)):
         point = dict(zip(order, combo))
         config = config_from_values({**fixed, **point}, f"{source}, trial {_describe(point)}")
@@ -231,12 +232,12 @@ def sweep(spec_path: Path, opts: SweepOptions, echo: Callable[[str], None] = pri
         notice("ray is not installed (pip install 'dynaplan[ray]'): running the trials one "
                "after another in this process")
     out.mkdir(parents=True, exist_ok=True)
-    record = {"command": opts.command, "commit": code_version(), "spec_file": str(spec_path),
-              "spec": load_config_file(spec_path), "out": str(out),
-              "executor": "in-process", "started": _now(), "finished": None,
-              "trials": [{"name": t.name, "axes": t.axes, "state": states[t.name]}
-                         for t in trials]}
-    by_name = {r["name"]: r for r in record["trials"]}
+    record: dict[str, Any] = {
+        "command": opts.command, "commit": code_version(), "spec_file": str(spec_path),
+        "spec": load_config_file(spec_path), "out": str(out), "executor": "in-process",
+        "started": _now(), "finished": None,
+        "trials": [{"name": t.name, "axes": t.axes, "state": states[t.name]} for t in trials]}
+    by_name: dict[str, dict[str, Any]] = {r["name"]: r for r in record["trials"]}
     _write(out, record)
     jobs = [Job(t.name, str((out / t.name).resolve()), to_dict(t.config),
                 opts.keep_checkpoints) for t in trials if states[t.name] != "finished"]

@@ -46,8 +46,8 @@ def run_trial(job: Job) -> dict[str, Any]:
     result: dict[str, Any] = {"name": job.name, "pid": os.getpid(), "started": started,
                               "threads": torch.get_num_threads()}
     run_dir = Path(job.run_dir)
-    quiet = dict(progress=False, echo=lambda *a, **k: None,
-                 keep_checkpoints=job.keep_checkpoints)
+    quiet: dict[str, Any] = dict(progress=False, echo=lambda *a, **k: None,
+                                 keep_checkpoints=job.keep_checkpoints)
     try:
         config = from_dict(job.config)
         if (run_dir / "config.json").is_file():

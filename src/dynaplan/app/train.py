@@ -35,14 +35,14 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--out cannot be combined with --resume (the run stays in "
                               "RUN_DIR)")
         run_dir = Path(args.resume)
-        result = resume(run_dir, resumed_config(args, run_dir), **options)  # type: ignore[arg-type]
+        result = resume(run_dir, resumed_config(args, run_dir), **options)
         if result.already_complete:
             print(f"dynaplan: {run_dir} is already complete ({result.summary['iterations']} "
                   "iterations); raise --iterations to extend it")
             return 0
     else:
         config = config_from_args(args)
-        result = train(config, Path(args.out) if args.out else None, **options)  # type: ignore[arg-type]
+        result = train(config, Path(args.out) if args.out else None, **options)
     if args.quiet:
         print(result.run_dir)
     return 0

@@ -245,12 +245,12 @@ class TrainConfig:
                            ("speed", SpeedConfig)):
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(f"{name} must be a {kind.__name__}")
-        for kind, (name, value) in self.speed.accelerators().items():
-            reason = accel.why_not(kind, self.device, runtime=False)
+        for accelerator, (option_name, shown) in self.speed.accelerators().items():
+            reason = accel.why_not(accelerator, self.device, runtime=False)
             if reason is not None:
-                hint = "device cpu, or auto without CUDA" if kind == "native" else \
+                hint = "device cpu, or auto without CUDA" if accelerator == "native" else \
                     "device cuda or auto"
-                raise ConfigError(f"{name} {value} {reason} ({hint})")
+                raise ConfigError(f"{option_name} {shown} {reason} ({hint})")
         if self.model.termination == "known":
             from dynaplan.envs.terminations import KNOWN_TERMINATIONS
 

@@ -69,6 +69,7 @@ class GaussianEnsemble(nn.Module):
         self.input_norm = Normalizer(in_dim)
         self.output_norm = Normalizer(out_dim)
         # members kept for planning (indices), e.g. the best by validation loss
+        self.elites: torch.Tensor
         self.register_buffer("elites", torch.arange(self.keep_count))
 
     def forward(

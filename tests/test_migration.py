@@ -1,0 +1,73 @@
+"""Run folders written before the configuration was nested (format 1: a flat config.json
+and flat configs in the checkpoints) still load, resume and evaluate. The fixtures were
+written by dynaplan at 9e3ba36, the last flat-config commit (one torch thread):
+
+    data/run_v1_pets.tar.gz   dynaplan train --preset pets --iterations 2
+        --random-trajectories 1 --steps-per-iteration 1 --horizon 3 --num-sequences 8
+        --cem-iterations 2 --num-elites 2 --epochs 2 --batch-size 64 --video-every 0
+        --device cpu --ensemble-hidden 8 --ensemble-layers 1 --keep-checkpoints 1
+    data/config_v1_seed.json  the config.json of the same flags without the preset and
+        the ensemble options (the seed's MLPs)
+"""
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from objectives import kernel_runs_here
+from test_cli import main_config, read_rows
+
+from dynaplan.app.cli import main
+from dynaplan.config import from_dict, to_dict, to_flat
+from dynaplan.runs import load_run_config
+
+DATA = Path(__file__).parent / "data"
+FLAGS = ["--iterations", "2", "--random-trajectories", "1", "--steps-per-iteration", "1",
+         "--horizon", "3", "--num-sequences", "8", "--cem-iterations", "2", "--num-elites", "2",
+         "--epochs", "2", "--batch-size", "64", "--video-every", "0", "--device", "cpu"]
+PETS = ["--preset", "pets", "--ensemble-hidden", "8", "--ensemble-layers", "1"]
+
+
+@pytest.fixture
+def old_run(tmp_path):
+    with tarfile.open(DATA / "run_v1_pets.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path / "oldens"
+
+
+def test_a_flat_config_reads_as_the_config_its_flags_give(old_run):
+    assert load_run_config(old_run) == main_config(FLAGS + PETS)
+    seed = json.loads((DATA / "config_v1_seed.json").read_text())
+    assert from_dict(seed) == main_config(FLAGS)
+    # its options, written flat, are the flat file's wherever that set one
+    flat = to_flat(from_dict(seed))
+    for key, value in seed.items():
+        key = "num_iterations" if key == "cem_iterations" else key
+        if value is not None and key in flat:
+            assert flat[key] == value, key
+
+
+def test_the_stored_form_round_trips():
+    for config in (main_config(FLAGS), main_config(FLAGS + PETS)):
+        stored = json.loads(json.dumps(to_dict(config)))
+        assert stored["format"] == 2 and from_dict(stored) == config
+
+
+def test_an_old_run_evaluates(old_run, capsys):
+    assert main(["eval", str(old_run), "--episodes", "1", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["checkpoint_iteration"] == 1 and len(result["returns"]) == 1
+
+
+def test_an_old_run_resumes_as_a_run_of_this_version_would(old_run, tmp_path, capsys):
+    assert main(["train", "--resume", str(old_run), "--iterations", "3", "--quiet"]) == 0
+    assert json.loads((old_run / "config.json").read_text())["format"] == 2
+    resumed = read_rows(old_run / "metrics.csv")
+    assert [int(r["iteration"]) for r in resumed] == [0, 1, 2]
+    if not kernel_runs_here("native"):
+        pytest.skip("the old run planned on the native kernel, which does not build here")
+    fresh = tmp_path / "fresh"
+    assert main(["train", *FLAGS, *PETS, "--iterations", "3", "--quiet",
+                 "--out", str(fresh)]) == 0
+    assert read_rows(fresh / "metrics.csv") == resumed
