@@ -22,7 +22,9 @@ from dynaplan.envs import EnvSpec, known_termination, planning_reward
 from dynaplan.errors import ConfigError
 from dynaplan.models import (
     Bootstrap,
+    DeterministicEnsemble,
     DynamicsModel,
+    Ensemble,
     EnsembleDynamics,
     FitPart,
     GaussianEnsemble,
@@ -62,16 +64,18 @@ def _mlp(spec: EnvSpec, config: TrainConfig) -> nn.Module:
     return DynamicsModel(spec.obs_dim, spec.action_dim)
 
 
-def _gaussian_ensemble(spec: EnvSpec, config: TrainConfig) -> nn.Module:
-    e = config.model.ensemble
-    return GaussianEnsemble(spec.obs_dim + spec.action_dim, spec.obs_dim, members=e.size,
-                            hidden=(e.hidden,) * e.layers, activation=e.activation,
-                            keep=e.kept)
+def _ensemble(kind: type[Ensemble]) -> Callable[[EnvSpec, TrainConfig], nn.Module]:
+    def build(spec: EnvSpec, config: TrainConfig) -> nn.Module:
+        e = config.model.ensemble
+        return kind(spec.obs_dim + spec.action_dim, spec.obs_dim, members=e.size,
+                    hidden=(e.hidden,) * e.layers, activation=e.activation, keep=e.kept)
+    return build
 
 
 DYNAMICS: dict[str, Callable[[EnvSpec, TrainConfig], nn.Module]] = {
     "mlp": _mlp,
-    "ensemble": _gaussian_ensemble,
+    "ensemble": _ensemble(GaussianEnsemble),
+    "deterministic-ensemble": _ensemble(DeterministicEnsemble),
 }
 """Each dynamics model type by its `--dynamics` name: a fresh, learnable module."""
 assert tuple(DYNAMICS) == DYNAMICS_MODELS
@@ -96,7 +100,7 @@ def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
     minibatches = Minibatches(m.batch_size, m.input_noise)
     parts = [FitPart("reward", reward, adam(reward.parameters(), m.lr), minibatches,
                      accel.select_fit_step)]
-    if isinstance(dynamics, GaussianEnsemble):
+    if isinstance(dynamics, Ensemble):
         e = m.ensemble
         optimizer = torch.optim.Adam(dynamics.parameters(), lr=e.lr, weight_decay=5e-5)
         parts.append(FitPart("dynamics", dynamics, optimizer, Bootstrap(e.size, e.batch_size),
@@ -121,11 +125,12 @@ def planning_dynamics(config: TrainConfig, dynamics: nn.Module,
     """What the objective steps: the dynamics MLP itself, or an ensemble's propagation
     (its member draws and state noise from `generator`, required then: on the CPU or the
     models' device, which keeps a plan call on a GPU)."""
-    if isinstance(dynamics, GaussianEnsemble):
+    if isinstance(dynamics, Ensemble):
         if generator is None:
             raise ValueError("an ensemble objective needs a torch.Generator")
         e = config.model.ensemble
-        return EnsembleDynamics(dynamics, e.propagation, e.particles, generator=generator)
+        return EnsembleDynamics(dynamics, e.propagation, e.particles,
+                                sample=dynamics.stochastic, generator=generator)
     return dynamics  # type: ignore[return-value]
 
 

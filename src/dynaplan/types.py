@@ -36,7 +36,7 @@ PROPAGATIONS = ("ts1", "tsinf", "expectation")
 """How particles pass through an ensemble (Chua et al. 2018, sec. 5; models/propagation.py)."""
 ACTIVATIONS = ("relu", "silu")
 """Hidden activations of the learned networks."""
-DYNAMICS_MODELS = ("mlp", "ensemble")
+DYNAMICS_MODELS = ("mlp", "ensemble", "deterministic-ensemble")
 """The dynamics model types a run can learn (built in build.py)."""
 REWARDS = ("learned", "known", "shaped")
 """What a run plans with: the learned reward model, the env's own reward, or a planning

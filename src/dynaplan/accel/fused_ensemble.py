@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from dynaplan.accel.fused import activate_
-from dynaplan.models.ensemble import EnsembleLinear, GaussianEnsemble
+from dynaplan.models.ensemble import GaussianEnsemble
+from dynaplan.models.members import EnsembleLinear
 
 MAX_SPLIT = 4
 """Cut a member's rows into at most this many parts. The split was measured only on the

@@ -69,7 +69,8 @@ def _check(section: Any, positive: tuple[str, ...] = (), at_least_zero: tuple[st
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """An ensemble dynamics model (`dynamics` ensemble or deterministic-ensemble)."""
+    """An ensemble dynamics model (`dynamics` ensemble or deterministic-ensemble); the
+    deterministic one has no variance to sample, so its particles differ by member only."""
 
     size: int = option(5, "ensemble: members E", flag="ensemble_size")
     keep: int = option(0, "ensemble: plan with the members of lowest validation loss "
@@ -114,8 +115,10 @@ class EnsembleConfig:
 class ModelConfig:
     """What is learned, how it is fitted, and what the planner plans with."""
 
-    dynamics: str = option("mlp", "dynamics model: the seed's deterministic MLP or a PETS "
-                           "probabilistic ensemble", choices=DYNAMICS_MODELS)
+    dynamics: str = option("mlp", "dynamics model: the seed's deterministic MLP, a PETS "
+                           "probabilistic ensemble, or an ensemble of deterministic MLPs "
+                           "(the ensemble_* options size both ensembles)",
+                           choices=DYNAMICS_MODELS)
     reward: str = option("learned", "plan with the learned reward model, the env's known "
                          "reward or a shaped planning reward", choices=REWARDS)
     termination: str = option("none", "stop predicted returns at the env's known "
