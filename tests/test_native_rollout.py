@@ -157,15 +157,10 @@ def test_train_on_the_kernel_by_default_and_eval(tmp_path, capsys):
 def test_train_and_bench_refuse_a_missing_compiler_in_one_line(fresh_build, tmp_path, capsys,
                                                                 monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler-here")
-    out = tmp_path / "r"
-    assert main(["train", *TINY_NO_DEVICE, "--device", "cpu", "--rollout-kernel", "native",
-                 "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].endswith(
+    assert_refused_before_writing(
+        [*TINY_NO_DEVICE, "--device", "cpu", "--rollout-kernel", "native"], tmp_path, capsys,
         "--rollout-kernel native: the native rollout kernel needs a C compiler (cc or gcc, "
         "or $CC)")
-    assert not out.exists()
     assert main(["bench", "--device", "cpu", "--rollout-kernel", "native"]) == 2
     assert "needs a C compiler" in capsys.readouterr().err
 
@@ -185,12 +180,17 @@ def test_a_native_run_evaluates_without_a_compiler(fresh_build, tmp_path, capsys
 
 def test_a_run_refuses_a_kernel_that_cannot_propagate_its_ensemble_before_writing(tmp_path,
                                                                                   capsys):
+    assert_refused_before_writing(
+        [*TINY, "--dynamics", "ensemble", "--propagation", "ts1", "--rollout-kernel", "native"],
+        tmp_path, capsys, "--rollout-kernel native: the native rollout kernel propagates an "
+        "ensemble by tsinf only, not ts1")
+
+
+def assert_refused_before_writing(flags, tmp_path, capsys, ending):
+    """`dynaplan train FLAGS` exits 2 with one last line ending in `ending`, no traceback,
+    and no run folder."""
     out = tmp_path / "r"
-    assert main(["train", *TINY, "--dynamics", "ensemble", "--propagation", "ts1",
-                 "--rollout-kernel", "native", "--out", str(out)]) == 2
+    assert main(["train", *flags, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].endswith(
-        "--rollout-kernel native: the native rollout kernel propagates an ensemble by tsinf "
-        "only, not ts1")
+    assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(ending)
     assert not out.exists()

@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY
 
 from dynaplan.app.cli import main
-from dynaplan.app.report import Run, aggregate, label_methods
+from dynaplan.app.report_runs import Run, aggregate, label_methods
 from dynaplan.metrics import COLUMNS
 from dynaplan.stats import bootstrap_ci, iqm
 

@@ -10,7 +10,7 @@ import pytest
 
 from dynaplan.app import sweep as sweep_module
 from dynaplan.app.cli import main
-from dynaplan.app.sweep import expand, read_spec
+from dynaplan.app.sweep_spec import expand, read_spec
 
 # the tiny budget of conftest.TINY, as spec keys (iterations set per test)
 TINY_SPEC = """\

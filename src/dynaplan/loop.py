@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from dynaplan import record
@@ -48,6 +47,7 @@ from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.interrupt import RunInterrupted, StopSignals
 from dynaplan.metrics import MetricsLog
 from dynaplan.models import FitResult, fit
+from dynaplan.models.fit import finite
 from dynaplan.plots import plot_run
 from dynaplan.runs import (
     CHECKPOINTS,
@@ -58,6 +58,7 @@ from dynaplan.runs import (
     default_run_dir,
     load_run_config,
     prepare_run_dir,
+    read_summary,
     write_config,
 )
 from dynaplan.runstate import Generators, History, capture, restore
@@ -101,15 +102,9 @@ def resume(run_dir: Path, config: TrainConfig | None = None, progress: bool = Tr
     if config.iterations < done:
         raise ConfigError(f"{run_dir} has already run {done} iterations; --iterations must "
                           f"be at least {done}")
-    summary_path = run_dir / SUMMARY
-    if checkpoint is not None and done == config.iterations == saved.iterations \
-            and summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except ValueError:
-            summary = None
-        if isinstance(summary, dict):
-            return RunResult(run_dir=run_dir, summary=summary, already_complete=True)
+    summary = read_summary(run_dir)
+    if checkpoint is not None and done == config.iterations == saved.iterations and summary:
+        return RunResult(run_dir=run_dir, summary=summary, already_complete=True)
     run = _Run(config, progress, echo, warn, keep_checkpoints)
     try:
         run.dir = prepare_run_dir(run_dir, resuming=True)
@@ -228,7 +223,10 @@ class _Run:
         kept = [ep for ep in played if ep.dropped is None]
         self._checkpoint(it, row, [[it, k, ep.length, ep.ret, ep.predicted_return]
                                    for k, ep in enumerate(kept)])
-        self._report(it, row, kept, recording, evaluated, fitted, bar)
+        if recording and kept and kept[-1].frames:
+            save_mp4(kept[-1].frames, self.dir / VIDEOS / f"iteration_{it:04d}.mp4",
+                     fps=self.env.metadata.get("render_fps", 30))
+        record.report(self.echo, bar, row, kept, fitted)
 
     def _fit(self, it: int) -> FitResult:
         """Fit every model on all data so far; stop before a diverged model is used or
@@ -286,30 +284,10 @@ class _Run:
             assert self._episodes is not None
             self._episodes.append(episode_rows)
 
-    def _report(self, it: int, row: dict[str, Any], kept: list[Episode], recording: bool,
-                evaluated: bool, fitted: FitResult, bar: tqdm) -> None:
-        """The video of the last episode, the progress bar and the iteration's lines."""
-        if recording and kept and kept[-1].frames:
-            save_mp4(kept[-1].frames, self.dir / VIDEOS / f"iteration_{it:04d}.mp4",
-                     fps=self.env.metadata.get("render_fps", 30))
-        for k, ep in enumerate(kept):
-            self.echo(f"iteration {it} episode {k}: observed/predicted return "
-                      f"{ep.ret:.1f}/{ep.predicted_return:.1f}")
-        p50, p99 = row["time/plan_ms_p50"], row["time/plan_ms_p99"]
-        shown = row.get("eval/return", row["train/return"])
-        bar.set_postfix(ret=f"{shown:.1f}", plan_ms=f"{p50:.1f}")
-        self.echo(f"iteration {it}: return {row['train/return']:.1f}"
-                  + (f", eval {row['eval/return']:.1f}" if evaluated else "")
-                  + f", dynamics valid loss {fitted.valid['dynamics']:.2e}, fit "
-                  f"{fitted.seconds:.1f}s, plan {p50:.1f} ms (p99 {p99:.1f})")
-
     def _check_finite(self, it: int, fitted: FitResult) -> None:
         """Stop before a diverged model is used or saved: the last checkpoint stays the
         last good one."""
-        models = (self.parts.dynamics, self.parts.reward)
-        weights_ok = all(bool(torch.isfinite(t).all()) for model in models
-                         for t in model.state_dict().values() if t.is_floating_point())
-        if all(np.isfinite(list(fitted.train.values()))) and weights_ok:
+        if finite(fitted, (self.parts.dynamics, self.parts.reward)):
             return
         last = ("no checkpoint was written yet" if self.last_done is None else
                 "the last good checkpoint is "

@@ -3,11 +3,13 @@ episode, the reward model's view of each episode, and the summary of a finished 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
@@ -71,6 +73,23 @@ def metrics_row(it: int, env_steps: int, played: list[Episode], fit: FitResult,
         "time/plan_ms_p50": latency[0],
         "time/plan_ms_p99": latency[1],
     }
+
+
+def report(echo: Callable[[str], object], bar: tqdm, row: dict[str, Any],
+           kept: list[Episode], fitted: FitResult) -> None:
+    """An iteration's lines (one per kept episode, one for the iteration) and the progress
+    bar's figures."""
+    it = row["iteration"]
+    for k, ep in enumerate(kept):
+        echo(f"iteration {it} episode {k}: observed/predicted return "
+             f"{ep.ret:.1f}/{ep.predicted_return:.1f}")
+    p50, p99 = row["time/plan_ms_p50"], row["time/plan_ms_p99"]
+    shown = row.get("eval/return", row["train/return"])
+    bar.set_postfix(ret=f"{shown:.1f}", plan_ms=f"{p50:.1f}")
+    evaluated = f", eval {row['eval/return']:.1f}" if "eval/return" in row else ""
+    echo(f"iteration {it}: return {row['train/return']:.1f}{evaluated}, dynamics valid loss "
+         f"{fitted.valid['dynamics']:.2e}, fit {fitted.seconds:.1f}s, plan {p50:.1f} ms "
+         f"(p99 {p99:.1f})")
 
 
 def eval_columns(returns: list[float]) -> dict[str, float]:

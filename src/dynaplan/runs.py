@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,16 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return from_dict(data, source=str(path))
 
 
+def read_summary(run_dir: Path) -> dict | None:
+    """The run's summary.json (a completed run), or None when there is none or it is
+    unreadable."""
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 def runnable_here(config: TrainConfig, device: torch.device) -> TrainConfig:
     """`config` with every accelerator that cannot run on `device` in this process turned
     back to its default (a GPU run evaluated on a CPU, a native-kernel run where no
@@ -128,3 +139,18 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
     agent = MPCAgent(build_planner(config, objective, spec, gen), dev)
     return LoadedRun(config, spec, dynamics, reward, checkpoint, agent)
 
+
+def code_version(where: Path | None = None) -> str:
+    """`git rev-parse --short HEAD` of the code (with +dirty when the package's files
+    differ from it), or 'unknown' outside git."""
+    where = where or Path(__file__).resolve().parent  # the dynaplan package
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where,
+                              capture_output=True, text=True, timeout=10)
+        if head.returncode:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=where,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

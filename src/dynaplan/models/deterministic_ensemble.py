@@ -15,30 +15,19 @@ from __future__ import annotations
 
 import torch
 
-from dynaplan.models.members import Ensemble, EnsembleLinear
+from dynaplan.models.members import Ensemble
 
 
 class DeterministicEnsemble(Ensemble):
-    """E deterministic MLPs: [E, M, I] -> state change [E, M, D], normalized units."""
+    """E deterministic MLPs: [E, M, I] -> state change [E, M, D], normalized units
+    (arguments: Ensemble's)."""
 
     stochastic = False
-
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int,
-        members: int = 5,
-        hidden: tuple[int, ...] = (200, 200, 200, 200),
-        activation: str = "silu",
-        keep: int | None = None,
-    ) -> None:
-        super().__init__(in_dim, out_dim, members, hidden, activation, keep)
-        self.head = EnsembleLinear(members, self.width, out_dim)
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
         """x: [E, M, I] normalized -> [E, M, D]; with `members` (indices [E']) only those
         members run and x is [E', M, I]."""
-        return self.head(self.trunk(x, members), members)
+        return self.network(x, members)
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw inputs [E', M, I] of the kept members -> the state change [E', M, D] in raw

@@ -18,36 +18,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynaplan.models.members import Ensemble, EnsembleLinear
+from dynaplan.models.members import Ensemble
 
 
 class GaussianEnsemble(Ensemble):
-    """E Gaussian MLPs: [E, M, I] -> mean [E, M, D], log-variance [E, M, D]."""
+    """E Gaussian MLPs: [E, M, I] -> mean [E, M, D], log-variance [E, M, D] (arguments:
+    Ensemble's)."""
 
     stochastic = True
+    heads = 2
 
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int,
-        members: int = 5,
-        hidden: tuple[int, ...] = (200, 200, 200, 200),
-        activation: str = "silu",
-        keep: int | None = None,
-    ) -> None:
-        """`keep`: how many members plan (default all): the first ones until a fit picks
-        the best by validation loss."""
-        super().__init__(in_dim, out_dim, members, hidden, activation, keep)
-        self.head = EnsembleLinear(members, self.width, 2 * out_dim)
-        self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
-        self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
+    def add_parameters(self) -> None:
+        """The learned bounds of the log-variance."""
+        self.max_logvar = nn.Parameter(torch.full((self.out_dim,), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((self.out_dim,), -10.0))
 
     def forward(
         self, x: torch.Tensor, members: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x: [E, M, I] normalized -> (mean, logvar) [E, M, D], normalized units. With
         `members` (indices [E']), only those members run and x is [E', M, I]."""
-        out = self.head(self.trunk(x, members), members)
+        out = self.network(x, members)
         mean, raw = out[..., : self.out_dim], out[..., self.out_dim :]
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)

@@ -25,11 +25,13 @@ what plans (`keep`: an ensemble keeps its best members).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from dynaplan.data.buffer import Split
@@ -168,6 +170,13 @@ class FitResult:
     train: dict[str, float]
     valid: dict[str, float]
     seconds: float
+
+
+def finite(result: FitResult, models: Sequence[nn.Module]) -> bool:
+    """Whether every training loss of a fit and every weight of `models` is finite."""
+    return (all(math.isfinite(v) for v in result.train.values())
+            and all(bool(torch.isfinite(t).all()) for model in models
+                    for t in model.state_dict().values() if t.is_floating_point()))
 
 
 def fit(parts: Sequence[FitPart], data: Transitions, split: Split, epochs: int,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dynaplan.models.normalizer import Normalizer
+from dynaplan.models.normalizer import Normalizer, fit_normalizers
 from dynaplan.types import Transitions
 
 
@@ -36,17 +36,26 @@ class EnsembleLinear(nn.Module):
 
 
 class Ensemble(nn.Module):
-    """E member MLPs' hidden layers [E, M, I] -> [E, M, h], and what a fit and the
-    planner need of any ensemble of the state change (Learnable, types.py).
+    """E member MLPs [E, M, I] -> [E, M, `heads` * D], and what a fit and the planner
+    need of any ensemble of the state change (Learnable, types.py).
 
     `keep`: how many members plan (default all): the first ones until a fit picks the
     best by validation loss. `stochastic`: whether planning draws the next state from
     each member's distribution (`predict`'s std) or takes its mean."""
 
     stochastic = False
+    heads = 1
+    """Outputs per state dimension (2 for a mean and a log-variance)."""
 
-    def __init__(self, in_dim: int, out_dim: int, members: int, hidden: tuple[int, ...],
-                 activation: str, keep: int | None = None) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        members: int = 5,
+        hidden: tuple[int, ...] = (200, 200, 200, 200),
+        activation: str = "silu",
+        keep: int | None = None,
+    ) -> None:
         super().__init__()
         self.members, self.out_dim = members, out_dim
         self.keep_count = keep or members
@@ -54,21 +63,25 @@ class Ensemble(nn.Module):
         self.hidden_layers = nn.ModuleList(
             EnsembleLinear(members, a, b) for a, b in zip(widths[:-1], widths[1:])
         )
-        self.width = widths[-1]
+        self.head = EnsembleLinear(members, widths[-1], self.heads * out_dim)
         self.act = nn.SiLU() if activation == "silu" else nn.ReLU()
+        self.add_parameters()
         self.input_norm = Normalizer(in_dim)
         self.output_norm = Normalizer(out_dim)
         # members kept for planning (indices), e.g. the best by validation loss
         self.elites: torch.Tensor
         self.register_buffer("elites", torch.arange(self.keep_count))
 
-    def trunk(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        """The hidden layers' output [E, M, h] of normalized x [E, M, I] (with `members`,
-        only those members run and x is [E', M, I])."""
+    def add_parameters(self) -> None:
+        """A subclass's parameters beyond the layers (created after them)."""
+
+    def network(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """The members' outputs [E, M, heads * D] of normalized x [E, M, I] (with
+        `members`, only those members run and x is [E', M, I])."""
         h = x
         for layer in self.hidden_layers:
             h = self.act(layer(h, members))
-        return h
+        return self.head(h, members)
 
     def kept_members(self, x: torch.Tensor) -> torch.Tensor | None:
         """The members rows [E', M, I] of the kept members run through; None for all of
@@ -83,9 +96,7 @@ class Ensemble(nn.Module):
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor,
                 train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.input_norm.fit(x[train])
-        self.output_norm.fit(y[train])
-        return self.input_norm.normalize(x), self.output_norm.normalize(y)
+        return fit_normalizers(self.input_norm, self.output_norm, x, y, train)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training loss per member [E] on normalized x [E, M, I], y [E, M, D]."""

@@ -36,3 +36,12 @@ class Normalizer(nn.Module):
 
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.std + self.mean
+
+
+def fit_normalizers(input_norm: Normalizer, output_norm: Normalizer, x: torch.Tensor,
+                    y: torch.Tensor, train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit both normalizers on the rows `train` of inputs x and targets y; all rows
+    normalized (a model's `prepare`, types.Learnable)."""
+    input_norm.fit(x[train])
+    output_norm.fit(y[train])
+    return input_norm.normalize(x), output_norm.normalize(y)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from dynaplan.models.mlp import MLP
-from dynaplan.models.normalizer import Normalizer
+from dynaplan.models.normalizer import Normalizer, fit_normalizers
 from dynaplan.types import Transitions
 
 VALID_CHUNK = 1024
@@ -41,9 +41,7 @@ class Regressor(nn.Module):
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor,
                 train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.input_norm.fit(x[train])
-        self.output_norm.fit(y[train])
-        return self.input_norm.normalize(x), self.output_norm.normalize(y)
+        return fit_normalizers(self.input_norm, self.output_norm, x, y, train)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean squared error of the network on normalized (x [n, I], y [n, D]): 0-dim."""
