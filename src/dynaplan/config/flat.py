@@ -53,6 +53,8 @@ class Option:
     optional: bool
     choices: tuple[str, ...] | None
     default: Any
+    unset: str = "unset"
+    """What an unset (None) value means, as --help says it."""
     planners: tuple[str, ...] = ()
     """For a planner option: the planners that take it."""
 
@@ -100,7 +102,8 @@ def _section_options(cls: type, path: tuple[str, ...]) -> list[Option]:
         kind, optional = _kind(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else None
         out.append(Option(f.metadata.get("flag", f.name), (*path, f.name), f.metadata["help"],
-                          kind, optional, f.metadata.get("choices"), default))
+                          kind, optional, f.metadata.get("choices"), default,
+                          f.metadata.get("unset", "unset")))
     return out
 
 
@@ -114,7 +117,8 @@ def _planner_options() -> list[Option]:
             if known is None:
                 found[f.name] = Option(f.name, ("planner", "options", f.name),
                                        f.metadata["help"], kind, optional,
-                                       f.metadata.get("choices"), f.default, (planner,))
+                                       f.metadata.get("choices"), f.default,
+                                       planners=(planner,))
             else:
                 assert known.kind is kind, f"planners disagree on the type of {f.name}"
                 found[f.name] = dataclasses.replace(known, planners=(*known.planners, planner))
@@ -142,7 +146,7 @@ def option_defaults(name: str) -> str:
 def _shown(opt: Option, value: Any) -> str:
     if opt.kind is bool:
         return "on" if value else "off"
-    return "unset" if value is None else str(value)
+    return opt.unset if value is None else str(value)
 
 
 def _names(values: dict[str, Any], source: str) -> dict[str, Any]:

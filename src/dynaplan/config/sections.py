@@ -212,7 +212,7 @@ class TrainConfig:
     env: str = option("Pendulum-v1", "gymnasium environment id (Box observation and action "
                       "spaces)")
     preset: str | None = option(None, "option bundle (pets, icem, mppi, pets-paper); flags "
-                                "override its values")
+                                "override its values", unset="none")
     iterations: int = option(100, "outer iterations of fit-then-act (Algorithm 1)")
     steps_per_iteration: int = option(200, "environment steps collected with the planner "
                                       "per iteration (whole episodes)")
@@ -220,8 +220,8 @@ class TrainConfig:
                                       "first fit")
     train_episode_steps: int | None = option(None, "end every training episode (random and "
                                              "planned) after at most N steps; evaluation "
-                                             "episodes keep the environment's own limit "
-                                             "(unset: the environment's limit)")
+                                             "episodes keep the environment's own limit",
+                                             unset="the environment's limit")
     eval_episodes: int = option(0, "episodes on fixed reset seeds after each iteration, not "
                                 "added to the data")
     eval_every: int = option(1, "evaluate after every K-th iteration and the last one")
