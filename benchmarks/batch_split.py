@@ -8,12 +8,15 @@ losses (normalized MSE) of each fit.
 python benchmarks/batch_split.py
 """
 
+
 import numpy as np
 import torch
 
-import dynaplan.models.fit as fit_module
-from dynaplan.bench import random_data
-from dynaplan.models import DynamicsModel, ModelFitter, RewardModel
+from dynaplan.app.bench_setup import random_data
+from dynaplan.build import build_fit_parts
+from dynaplan.config import TrainConfig
+from dynaplan.models import DynamicsModel, RewardModel, fit
+from dynaplan.models import fitting as fit_module
 
 
 def full_and_rest(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -27,12 +30,13 @@ def full_and_rest(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 def run(buf, split_fn) -> list[tuple[float, float]]:
     fit_module.minibatches = split_fn
     torch.manual_seed(0)
-    fitter = ModelFitter(DynamicsModel(3, 1), RewardModel(3, 1), 3e-4, 50, 2000, 0.001)
+    dyn, rew = DynamicsModel(3, 1), RewardModel(3, 1)
+    parts = build_fit_parts(TrainConfig(), dyn, rew)  # lr 3e-4, batch 2000, noise 0.001
     gen = torch.Generator().manual_seed(0)
     out = []
     for it in range(4):
-        r = fitter.fit(buf, buf.split(0.2, np.random.default_rng(it)), gen)
-        out.append((r.dynamics_valid, r.reward_valid))
+        r = fit(parts, buf.tensors(), buf.split(0.2, np.random.default_rng(it)), 50, gen)
+        out.append((r.valid["dynamics"], r.valid["reward"]))
     return out
 
 

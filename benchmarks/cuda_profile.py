@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from dynaplan import bench
 from dynaplan.agent import MPCAgent
-from dynaplan.matmul_floor import time_interleaved
+from dynaplan.app import bench_setup
+from dynaplan.app.matmul_floor import time_interleaved
 
 KINDS = (("matmul", ("gemm", "xmma", "cutlass", "sm90", "sm80", "splitk", "cublas")),
          ("activation", ("silu", "relu", "clamp_min", "threshold")),
@@ -42,8 +42,8 @@ def kind(name: str) -> str:
 
 
 def agent_for(setting, buf, device, cuda_graph: bool):
-    _, rew, planned = bench.setting_models(setting, buf, device)
-    planner = bench.build(setting, planned, rew, device, False, cuda_graph)
+    _, rew, planned = bench_setup.setting_models(setting, buf, device)
+    planner = bench_setup.build(setting, planned, rew, device, False, cuda_graph)
     return MPCAgent(planner, device), planner
 
 
@@ -93,7 +93,7 @@ def epilogue_ab(setting, buf, device, calls: int) -> dict:
     for on in (True, False):
         agent, planner = agent_for(setting, buf, device, cuda_graph=True)
         planner.objective.refresh()
-        net = planner.objective._dyn_net
+        net = planner.objective.rollout._dyn_net  # the fused torch rollout's FusedMLPs
         net.epilogue = on and net.k == 1
         agents["epilogue" if on else "batched"] = agent
     obs = buf.obs[0]
@@ -112,8 +112,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     device = torch.device("cuda")
-    buf = bench.random_data(2000)
-    by_name = {s.name: s for s in bench.SETTINGS}
+    buf = bench_setup.random_data(2000)
+    by_name = {s.name: s for s in bench_setup.SETTINGS}
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "census": [kernel_census(by_name[n], buf, device)
                          for n in ("a_seed_cem", "c_pets_sized", "d_pets_paper")],

@@ -29,7 +29,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 ref=${SEED_REF:-.devcarry/seed_reference.py}
-dynaplan() { python3 -m dynaplan.cli "$@"; }
+dynaplan() { python3 -m dynaplan "$@"; }
 export -f dynaplan
 
 {

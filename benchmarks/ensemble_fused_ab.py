@@ -1,7 +1,8 @@
-"""Plan calls through an ensemble, fused (models/fused_ensemble.py) against the module
-itself (`ModelObjective(fused=False)`), interleaved call by call in one process, on
-Pendulum-v1 shapes with a known reward: the median of each and their ratio, and the two
-planners' first actions (the same sampling, so they must agree).
+"""Plan calls through an ensemble, fused (the "torch" rollout, accel/fused_ensemble.py)
+against the module itself (the "reference" rollout, objective.StepRollout), interleaved
+call by call in one process, on Pendulum-v1 shapes with a known reward: the median of
+each and their ratio, and the two planners' first actions (the same sampling, so they
+must agree).
 
     python benchmarks/ensemble_fused_ab.py --sequences 500 --horizon 30 --iterations 5 \\
         --hidden 200 --layers 4 --activation silu --particles 20 --calls 6     # setting d
@@ -15,13 +16,15 @@ import argparse
 import numpy as np
 import torch
 
-from dynaplan import bench
+from dynaplan import accel
 from dynaplan.agent import MPCAgent
+from dynaplan.app import bench_setup
+from dynaplan.app.matmul_floor import time_interleaved
 from dynaplan.envs import known_reward, make_env
-from dynaplan.matmul_floor import time_interleaved
 from dynaplan.models.ensemble import GaussianEnsemble
 from dynaplan.models.propagation import EnsembleDynamics
-from dynaplan.planners import ModelObjective, make_planner
+from dynaplan.objective import ModelObjective
+from dynaplan.planners import make_planner
 
 
 def main() -> None:
@@ -39,8 +42,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=60)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    buf = bench.random_data(2000)
-    spec = make_env(bench.ENV)[1]
+    buf = bench_setup.random_data(2000)
+    spec = make_env(bench_setup.ENV)[1]
     agents = {}
     for fused in (True, False):
         torch.manual_seed(0)
@@ -50,7 +53,9 @@ def main() -> None:
         ens.output_norm.fit(torch.as_tensor(buf.next_obs - buf.obs))
         dyn = EnsembleDynamics(ens.eval(), "tsinf", args.particles,
                                generator=torch.Generator().manual_seed(0))
-        objective = ModelObjective(dyn, known_reward(bench.ENV), fused=fused)
+        reward = known_reward(bench_setup.ENV)
+        rollout = accel.select_rollout("torch" if fused else "reference", dyn, reward, None)
+        objective = ModelObjective(dyn, reward, rollout=rollout)
         planner = make_planner("cem", objective, spec.action_low, spec.action_high,
                                args.horizon, torch.Generator().manual_seed(0),
                                num_sequences=args.sequences, num_iterations=args.iterations,

@@ -27,7 +27,7 @@ def evaluate_one(run: str, iteration: int, episodes: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from dynaplan.evaluate import evaluate_run
+    from dynaplan.app.eval import evaluate_run
 
     result = evaluate_run(Path(run), episodes, False, 0, "cpu", iteration)
     out = Path(run) / "eval" / f"iter_{iteration}.json"

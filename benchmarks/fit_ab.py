@@ -6,34 +6,48 @@ two must agree up to rounding).
 
     python benchmarks/fit_ab.py [--undo input_linear relu_inplace] [--fits 6] [--epochs 5]
 
-input_linear: the first layer back to a plain nn.Linear (models/input_linear.py);
-relu_inplace: the ReLUs back to out of place (models/mlp.py).
+input_linear: the first layer back to a plain nn.Linear, fitted by plain autograd through
+the layers (models.fitting.reference_step) instead of the fast steps (accel/fit_steps.py:
+the first Linear's fast weight gradient, accel/input_linear.py, and the fused first block
+and native kernels that came with it); relu_inplace: the ReLUs back to out of place
+(models/mlp.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import torch
 from torch import nn
 
-from dynaplan import bench
-from dynaplan.models import ModelFitter
+from dynaplan.app import bench_setup
+from dynaplan.build import build_fit_parts
+from dynaplan.config import TrainConfig
+from dynaplan.models import FitPart, fit
+from dynaplan.models.fitting import reference_step
 
 UNDO = ("input_linear", "relu_inplace")
 
 
 def undone(net: nn.Sequential, undo: list[str]) -> None:
-    """Turn `net` (in place) back into the network before the changes named in `undo`."""
-    if "input_linear" in undo:
-        first = nn.Linear(net[0].in_features, net[0].out_features)
-        first.load_state_dict(net[0].state_dict())
-        net[0] = first
+    """Turn `net` (in place) back into the network before the changes named in `undo`
+    (input_linear: the MLP's first layer is a plain nn.Linear already; its fit step is
+    chosen in `fit_parts`)."""
     if "relu_inplace" in undo:
         for i, module in enumerate(net):
             if isinstance(module, nn.ReLU):
                 net[i] = nn.ReLU()
+
+
+def fit_parts(dyn, rew, undo: list[str]) -> list[FitPart]:
+    """The seed's fit of both models (lr 3e-4, batches of 2,000, input noise 0.001: the
+    defaults), by plain autograd through the layers with input_linear undone."""
+    parts = build_fit_parts(TrainConfig(), dyn, rew)
+    if "input_linear" in undo:
+        parts = [dataclasses.replace(p, select_step=reference_step) for p in parts]
+    return parts
 
 
 def main() -> None:
@@ -42,24 +56,23 @@ def main() -> None:
     parser.add_argument("--fits", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    data = bench.random_data(20_000)
+    data = bench_setup.random_data(20_000)
     split = data.split(0.2, np.random.default_rng(0))
     fitters = {}
     for name in ("now", "undone"):
-        dyn, rew = bench.fitted_models(data, bench.SEED_NET)
+        dyn, rew = bench_setup.fitted_models(data, bench_setup.SEED_NET)
         if name == "undone":
             undone(dyn.net, args.undo)
             undone(rew.net, args.undo)
-        fitters[name] = ModelFitter(dyn, rew, lr=3e-4, epochs=args.epochs, batch_size=2000,
-                                    input_noise=0.001)
+        fitters[name] = fit_parts(dyn, rew, args.undo if name == "undone" else [])
     gens = {k: torch.Generator().manual_seed(0) for k in fitters}
     seconds: dict[str, list[float]] = {k: [] for k in fitters}
     losses: dict[str, list[float]] = {k: [] for k in fitters}
     for _ in range(args.fits):
-        for name, fitter in fitters.items():
-            result = fitter.fit(data, split, gens[name])
+        for name, parts in fitters.items():
+            result = fit(parts, data.tensors(), split, args.epochs, gens[name])
             seconds[name].append(result.seconds / args.epochs)
-            losses[name].append(round(result.dynamics_valid, 6))
+            losses[name].append(round(result.valid["dynamics"], 6))
     now, before = (float(np.median(seconds[k])) for k in ("now", "undone"))
     print(f"s/epoch: now {now:.3f}, with {' and '.join(args.undo)} undone {before:.3f}, "
           f"ratio {now / before:.3f} (medians of {args.fits} fits of {args.epochs} epochs)")

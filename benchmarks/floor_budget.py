@@ -26,10 +26,12 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from dynaplan import bench
 from dynaplan.agent import MPCAgent
-from dynaplan.matmul_floor import square_probe, time_interleaved
-from dynaplan.models import ModelFitter
+from dynaplan.app import bench_setup
+from dynaplan.app.matmul_floor import square_probe, time_interleaved
+from dynaplan.build import build_fit_parts
+from dynaplan.config import TrainConfig
+from dynaplan.models import fit
 
 GROUPS = {
     "matmul": ("aten::baddbmm", "aten::bmm", "aten::addmm", "aten::addmm_", "aten::mm",
@@ -101,33 +103,35 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--fit-epochs", type=int, default=2)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--settings", nargs="+", default=[*bench.CPU_SETTINGS, "fit"])
+    parser.add_argument("--settings", nargs="+", default=[*bench_setup.CPU_SETTINGS, "fit"])
     args = parser.parse_args()
     device = torch.device("cpu")
     probe = square_probe(device)
-    buf = bench.random_data(2000)
+    buf = bench_setup.random_data(2000)
     rows = []
-    for setting in bench.SETTINGS:
+    for setting in bench_setup.SETTINGS:
         if setting.name not in args.settings:
             continue
-        dyn, rew, planned = bench.setting_models(setting, buf, device)
-        gflop = (bench.ensemble_gflop(setting, planned)[0] if setting.members
-                 else bench.plan_gflop(setting, dyn, rew))
-        agent = MPCAgent(bench.build(setting, planned, rew, device, compile=False), device)
+        dyn, rew, planned = bench_setup.setting_models(setting, buf, device)
+        gflop = (bench_setup.ensemble_gflop(setting, planned)[0] if setting.members
+                 else bench_setup.plan_gflop(setting, dyn, rew))
+        planner = bench_setup.build(setting, planned, rew, device, compile=False)
+        agent = MPCAgent(planner, device)
         rows.append(budget(setting.name, lambda agent=agent: agent.act(buf.obs[0]), gflop,
                            args.calls, probe))
     if "fit" not in args.settings:
         return write(args.json, rows)
-    data = bench.random_data(20_000)
-    dyn, rew = bench.fitted_models(data, bench.SEED_NET)
-    fitter = ModelFitter(dyn, rew, lr=3e-4, epochs=args.fit_epochs, batch_size=2000,
-                         input_noise=0.001)
+    data = bench_setup.random_data(20_000)
+    dyn, rew = bench_setup.fitted_models(data, bench_setup.SEED_NET)
+    parts = build_fit_parts(TrainConfig(), dyn, rew)  # lr 3e-4, batch 2000, noise 0.001
     split = data.split(0.2, np.random.default_rng(0))
     gen = torch.Generator().manual_seed(0)
-    gflop = args.fit_epochs * bench.fit_gflop_per_epoch(
-        len(split.train), len(split.valid), args.fit_epochs, bench.flops_per_row(dyn, rew))
+    gflop = args.fit_epochs * bench_setup.fit_gflop_per_epoch(
+        len(split.train), len(split.valid), args.fit_epochs,
+        bench_setup.flops_per_row(dyn, rew))
     rows.append(budget(f"fit ({args.fit_epochs} epochs)",
-                       lambda: fitter.fit(data, split, gen), gflop, 5, probe))
+                       lambda: fit(parts, data.tensors(), split, args.fit_epochs, gen),
+                       gflop, 5, probe))
     write(args.json, rows)
 
 

@@ -24,7 +24,7 @@ import torch
 from dynaplan.envs import make_env
 from dynaplan.envs import rewards as reward_registry
 from dynaplan.envs.terminations import inverted_pendulum_termination
-from dynaplan.evaluate import load_agent
+from dynaplan.runs import load_agent
 
 
 def shaped(weights: tuple[float, float, float], x_max: float):

@@ -15,20 +15,21 @@ import sys
 
 CHILD = """
 import resource, statistics, sys, time, torch
-from dynaplan.allocator import keep_freed_memory
+from dynaplan.accel.allocator import keep_freed_memory
+from dynaplan.accel.fit_steps import train_forward
 from dynaplan.models import DynamicsModel, RewardModel
-from dynaplan.models.fit import _adam
+from dynaplan.models.fitting import adam
 if sys.argv[1] == "kept":
     assert keep_freed_memory()
 torch.manual_seed(0)
 models = [DynamicsModel(3, 1), RewardModel(3, 1)]
-optimizers = [_adam(m.parameters(), 3e-4) for m in models]
+optimizers = [adam(m.parameters(), 3e-4) for m in models]
 x, ys = torch.randn(16000, 4), [torch.randn(16000, 3), torch.randn(16000, 1)]
 def epoch():
     for idx in torch.randperm(16000).split(2000):
         noise = torch.randn(2000, 4) * 1e-3
         for model, opt, y in zip(models, optimizers, ys):
-            loss = torch.mean((model.net(x[idx] + noise) - y[idx]) ** 2)
+            loss = torch.mean((train_forward(model.net, x[idx] + noise) - y[idx]) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -11,9 +11,10 @@ import time
 
 import torch
 
-from dynaplan import bench
-from dynaplan.allocator import keep_freed_memory
-from dynaplan.planners.objective import ModelObjective
+from dynaplan import accel
+from dynaplan.accel.allocator import keep_freed_memory
+from dynaplan.app import bench_setup
+from dynaplan.objective import ModelObjective
 
 
 def main() -> None:
@@ -21,16 +22,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     args = parser.parse_args()
     keep_freed_memory()
-    buf = bench.random_data(2000)
-    setting = bench.setting_named("d_pets_paper")
+    buf = bench_setup.random_data(2000)
+    setting = bench_setup.setting_named("d_pets_paper")
     obs = torch.as_tensor(buf.obs[:1]).float()
     actions = torch.rand(1, setting.num_sequences, setting.horizon, 1,
                          generator=torch.Generator().manual_seed(0)) * 4 - 2
     objectives = {}
     for kernel in ("torch", "native"):  # each with its own generator, seeded alike
-        dynamics = bench.ensemble_dynamics(setting, buf, torch.device("cpu"))
-        objectives[kernel] = ModelObjective(dynamics, bench.known_reward(bench.ENV),
-                                            kernel=kernel)
+        dynamics = bench_setup.ensemble_dynamics(setting, buf, torch.device("cpu"))
+        reward = bench_setup.known_reward(bench_setup.ENV)
+        rollout = accel.select_rollout(kernel, dynamics, reward, None)
+        objectives[kernel] = ModelObjective(dynamics, reward, rollout=rollout)
     values = {k: o(obs, actions) for k, o in objectives.items()}
     print(f"largest difference of the returns: "
           f"{(values['torch'] - values['native']).abs().max().item():.2e}")

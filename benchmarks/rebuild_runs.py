@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import re
 from pathlib import Path
 
-from dynaplan.presets import config_from_values
+from dynaplan.config import config_from_values, to_dict
 
 NAME = re.compile(r"(?P<env>[^_]+)__(?P<preset>[a-z-]+)__s(?P<seed>\d+)_metrics")
 
@@ -41,7 +40,7 @@ def main() -> None:
                                      **extra})
         run = args.out / path.name[: m.end("seed")]
         run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        (run / "config.json").write_text(json.dumps(to_dict(config), indent=2))
         with path.open() as f:
             rows = list(csv.reader(f))
         kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) < args.iterations]

@@ -29,11 +29,11 @@ from triton.compiler import ASTSource
 sys.path.insert(0, str(Path(__file__).parent))
 from triton_rollout_ab import CONFIGS  # noqa: E402
 
-from dynaplan import bench  # noqa: E402
-from dynaplan.models import triton_kernel  # noqa: E402
-from dynaplan.models.fused import FusedMLPs  # noqa: E402
-from dynaplan.models.fused_ensemble import FusedEnsemble  # noqa: E402
-from dynaplan.models.triton_rollout import TritonRollout  # noqa: E402
+from dynaplan.accel import triton_kernel  # noqa: E402
+from dynaplan.accel.fused import FusedMLPs  # noqa: E402
+from dynaplan.accel.fused_ensemble import FusedEnsemble  # noqa: E402
+from dynaplan.accel.triton_rollout import TritonRollout  # noqa: E402
+from dynaplan.app import bench_setup  # noqa: E402
 
 POINTERS = ("state0", "actions", "noise", "traj", "w_in", "b_in", "w_hid", "b_hid", "w_out",
             "b_out", "w_var", "b_var", "var_max", "var_span", "var_offset", "scratch")
@@ -74,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    buf = bench.random_data(2000)
+    buf = bench_setup.random_data(2000)
     rows = []
     for name in ("a_seed_cem", "c_pets_sized", "d_pets_paper"):
-        setting = bench.setting_named(name)
-        _, _, planned = bench.setting_models(setting, buf, torch.device("cpu"))
+        setting = bench_setup.setting_named(name)
+        _, _, planned = bench_setup.setting_models(setting, buf, torch.device("cpu"))
         if setting.members:
             net, sample = FusedEnsemble(planned.ensemble, split=1), planned.sample
         else:

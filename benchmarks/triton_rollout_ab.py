@@ -56,44 +56,50 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from dynaplan import bench
+    from dynaplan import accel
     from dynaplan.agent import MPCAgent
+    from dynaplan.app import bench_setup
+    from dynaplan.app.matmul_floor import time_interleaved
     from dynaplan.envs import known_reward
-    from dynaplan.matmul_floor import time_interleaved
-    from dynaplan.planners import ModelObjective
+    from dynaplan.objective import ModelObjective
+
+    def objective(dynamics, reward, kernel: str, tf32: bool, **kernel_options):
+        """A ModelObjective whose rollouts run as `kernel` (accel.select_rollout)."""
+        rollout = accel.select_rollout(kernel, dynamics, reward, None, tf32=tf32,
+                                       **kernel_options)
+        return ModelObjective(dynamics, reward, rollout=rollout)
 
     device = torch.device("cpu" if args.tiny else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         print("needs a CUDA GPU (or --tiny for a CPU smoke run)", file=sys.stderr)
         return 2
     calls, warmup = (2, 1) if args.tiny else (args.calls, args.warmup)
-    buf = bench.random_data(2000)
+    buf = bench_setup.random_data(2000)
     results = []
     for name in args.settings:
-        setting = bench.setting_named(name)
+        setting = bench_setup.setting_named(name)
         if args.tiny:
             setting = dataclasses.replace(setting, num_sequences=16, horizon=2, iterations=1,
                                           elites=4, particles=min(setting.particles, 5))
-        _, rew, dyn = bench.setting_models(setting, buf, device)  # d: a TS-inf ensemble
-        reward = rew if setting.learned_reward else known_reward(bench.ENV)
+        _, rew, dyn = bench_setup.setting_models(setting, buf, device)  # d: a TS-inf ensemble
+        reward = rew if setting.learned_reward else known_reward(bench_setup.ENV)
         draws = torch.Generator().manual_seed(1)
         actions = (torch.rand(1, setting.num_sequences, setting.horizon, 1, generator=draws)
                    * 4 - 2).to(device)
         obs = torch.as_tensor(buf.obs[:1], device=device)
         for tf32 in (False, True) if args.tf32 else (False,):
-            paths = {"torch": {"kernel": "torch"}}
+            paths: dict[str, tuple[str, dict]] = {"torch": ("torch", {})}
             for block, block_m, warps in CONFIGS[:args.configs]:
-                paths[f"triton b{block} m{block_m} w{warps}"] = {
-                    "kernel": "triton",
-                    "kernel_options": dict(block=block, block_m=block_m, num_warps=warps)}
-            want = ModelObjective(fresh(dyn), reward, tf32=tf32)(obs, actions)
+                paths[f"triton b{block} m{block_m} w{warps}"] = (
+                    "triton", dict(block=block, block_m=block_m, num_warps=warps))
+            want = objective(fresh(dyn), reward, "torch", tf32)(obs, actions)
             agents, err = {}, {}
-            for key, options in paths.items():
-                got = ModelObjective(fresh(dyn), reward, tf32=tf32, **options)(obs, actions)
+            for key, (kernel, options) in paths.items():
+                got = objective(fresh(dyn), reward, kernel, tf32, **options)(obs, actions)
                 err[key] = float((got - want).abs().max())
-                objective = ModelObjective(fresh(dyn), reward, tf32=tf32, **options)
-                planner = bench.setting_planner(setting, objective, device,
-                                                cuda_graph=device.type == "cuda")
+                planner = bench_setup.setting_planner(
+                    setting, objective(fresh(dyn), reward, kernel, tf32, **options), device,
+                    cuda_graph=device.type == "cuda")
                 agent = MPCAgent(planner, device)
                 agents[key] = lambda agent=agent: agent.act(buf.obs[0])
             time_interleaved(agents, warmup)

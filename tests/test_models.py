@@ -12,7 +12,7 @@ from dynaplan import accel
 from dynaplan.accel.fused import FusedMLPs
 from dynaplan.data import ReplayBuffer
 from dynaplan.models import DynamicsModel, FitPart, Minibatches, Normalizer, RewardModel, fit
-from dynaplan.models.fit import adam, minibatches
+from dynaplan.models.fitting import adam, minibatches
 from dynaplan.models.world import VALID_CHUNK
 
 A_MAT = np.array([[0.9, 0.2], [-0.1, 0.95]], np.float32)

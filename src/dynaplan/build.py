@@ -31,7 +31,7 @@ from dynaplan.models import (
     Minibatches,
     RewardModel,
 )
-from dynaplan.models.fit import adam
+from dynaplan.models.fitting import adam
 from dynaplan.objective import ModelObjective
 from dynaplan.planners import PLANNERS, Planner
 from dynaplan.runstate import Generators

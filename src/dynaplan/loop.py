@@ -47,7 +47,7 @@ from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.interrupt import RunInterrupted, StopSignals
 from dynaplan.metrics import MetricsLog
 from dynaplan.models import FitResult, fit
-from dynaplan.models.fit import finite
+from dynaplan.models.fitting import finite
 from dynaplan.plots import plot_run
 from dynaplan.runs import (
     CHECKPOINTS,

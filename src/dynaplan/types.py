@@ -169,7 +169,7 @@ class Learnable(Protocol):
 
 class FitStep(Protocol):
     """One batch's gradients: what `loss.sum().backward()` after zeroing the gradients
-    gives, by autograd (the reference, models/fit.py) or by an accelerator."""
+    gives, by autograd (the reference, models/fitting.py) or by an accelerator."""
 
     def __call__(self, model: Learnable, x: Tensor, y: Tensor) -> Tensor:
         """The model's per-member loss on the normalized batch (x, y), without a graph,

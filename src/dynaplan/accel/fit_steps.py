@@ -9,7 +9,7 @@ a fit, with the model in train mode and two of its normalized input rows, it pic
   ReLU network's first block from its input's statistics (input_batchnorm; with the Linear
   after it in native code where the library builds, native_fit), or any first Linear with
   the fast weight-gradient orientation (input_linear);
-- the reference (autograd through the layers, models/fit.py) for every other model, the
+- the reference (autograd through the layers, models/fitting.py) for every other model, the
   ensembles included.
 
 Each gives the reference's gradients up to float32 rounding (tests/test_accel_fit.py).
@@ -22,7 +22,7 @@ from torch import nn
 
 from dynaplan.accel import input_batchnorm, native_fit
 from dynaplan.accel.input_linear import data_linear
-from dynaplan.models.fit import gradient_step
+from dynaplan.models.fitting import gradient_step
 from dynaplan.models.mlp import MLP
 from dynaplan.models.world import Regressor
 from dynaplan.types import FitStep, Learnable

@@ -4,7 +4,7 @@ Nothing here knows about accelerators (accel/)."""
 
 from dynaplan.models.deterministic_ensemble import DeterministicEnsemble
 from dynaplan.models.ensemble import GaussianEnsemble
-from dynaplan.models.fit import Bootstrap, FitPart, FitResult, Minibatches, fit
+from dynaplan.models.fitting import Bootstrap, FitPart, FitResult, Minibatches, fit
 from dynaplan.models.members import Ensemble
 from dynaplan.models.mlp import MLP, SeedMLP
 from dynaplan.models.normalizer import Normalizer

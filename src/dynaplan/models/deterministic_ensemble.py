@@ -3,7 +3,7 @@ et al. 2018, arXiv 1805.12114, sec. 4 and 6: D, DE, P and PE models).
 
 E members of one architecture (members.py) each predict the normalized state change and
 are fitted by mean squared error, each on its own bootstrap resample of the training rows
-(models/fit.py's `Bootstrap`). The members' disagreement is then the only uncertainty:
+(models/fitting.py's `Bootstrap`). The members' disagreement is then the only uncertainty:
 propagated by `EnsembleDynamics` without sampling, TS-1 and TS-inf particles follow
 different members and `expectation` averages them.
 

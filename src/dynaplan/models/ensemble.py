@@ -6,7 +6,7 @@ log-variance (sec. 4.1 and appendix A.1 of the paper: the log-variance is softly
 between learned bounds `max_logvar` and `min_logvar`, which a small penalty keeps tight).
 Training minimizes the Gaussian negative log-likelihood (the ensemble's `loss`, one value
 per member); every member sees its own bootstrap resample of the training rows
-(models/fit.py's `Bootstrap`), and after a fit the members of lowest validation error plan.
+(models/fitting.py's `Bootstrap`), and after a fit the members of lowest validation error plan.
 
 Shapes: E members, M rows, I inputs, D outputs. Everything here is in normalized units;
 `input_norm` / `output_norm` map raw data in and out.
