@@ -20,7 +20,7 @@ import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from dynaplan.checkpoint import atomic_write
+from dynaplan.safe_files import atomic_write
 
 
 def evaluate_one(run: str, iteration: int, episodes: int) -> dict:

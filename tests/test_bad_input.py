@@ -73,7 +73,7 @@ def test_out_that_cannot_be_written(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     line = run_bad(["train", *TINY, "--out", str(blocker / "run")], capsys)
-    assert "cannot write run folder" in line
+    assert f"cannot create the folder {blocker / 'run'}" in line
 
 
 def test_out_that_already_holds_a_run_is_not_overwritten(capsys, tmp_path):

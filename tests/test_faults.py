@@ -13,7 +13,8 @@ from conftest import TINY
 
 from dynaplan import loop
 from dynaplan.app.cli import main
-from dynaplan.checkpoint import list_checkpoints, read_checkpoint
+from dynaplan.checkpoint import list_checkpoints
+from dynaplan.checkpoint_read import read_checkpoint
 
 ENV_ID = "DynaplanFaultyPoint-v0"
 EPISODE_STEPS = 20

@@ -20,7 +20,8 @@ from conftest import TINY
 import dynaplan.checkpoint as checkpoint_module
 from dynaplan import loop
 from dynaplan.app.cli import main
-from dynaplan.checkpoint import list_checkpoints, load_latest, read_checkpoint, save_checkpoint
+from dynaplan.checkpoint import list_checkpoints, save_checkpoint
+from dynaplan.checkpoint_read import load_latest, read_checkpoint
 from dynaplan.data import ReplayBuffer
 from dynaplan.errors import CheckpointError
 
@@ -272,7 +273,7 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(reference, tmp_path,
     bad = damage("truncated tensors", list_checkpoints(run / "checkpoints")[-1], tmp_path)
     assert main(["train", *ARGS, "--resume", str(run)]) == 0
     err = capsys.readouterr().err
-    assert f"checkpoint file {bad} is unreadable" in err and "falling back" in err
+    assert f"checkpoint file {bad} does not match its manifest" in err and "falling back" in err
     assert_same_run(run, reference)  # iteration 3 again, with the same result
 
 
@@ -283,7 +284,7 @@ def test_no_readable_checkpoint_is_one_line(reference, tmp_path, capsys):
     before = (run / "metrics.csv").read_text()
     assert main(["train", *ARGS, "--resume", str(run)]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("dynaplan: error: no readable checkpoint in ")
+    assert last.startswith("dynaplan: error: no usable checkpoint in ")
     assert "iter_000002" in last and "Traceback" not in last
     assert (run / "metrics.csv").read_text() == before  # nothing written is lost
 
@@ -381,7 +382,7 @@ def test_a_write_that_dies_leaves_the_previous_checkpoint(tmp_path, monkeypatch)
     assert torch.equal(latest.tensors["w"], torch.ones(3)) and len(latest.buffer) == 5
     save_checkpoint(folder, 1, {}, {"w": torch.zeros(3)}, small_buffer(7), keep=1)
     assert [p.name for p in folder.iterdir()] == ["iter_000001"]
-    assert read_checkpoint(folder / "iter_000001").state["format"] == 1
+    assert read_checkpoint(folder / "iter_000001").state["format"] == 2
 
 
 def test_checkpoint_of_another_iteration_is_refused(tmp_path):

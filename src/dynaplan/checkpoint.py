@@ -1,96 +1,71 @@
-"""Checkpoints of a whole run: one folder per iteration, written atomically, read back
-without unpickling anything.
+"""Checkpoints of a whole run: one folder per iteration, written atomically, with a manifest
+of hashes, read back without unpickling anything (checkpoint_read.py).
 
     checkpoints/iter_000003/
-      state.json   {"format": 1, "iteration": 3, ...}: everything JSON can hold (config,
-                   metrics rows, numpy and environment generator states, counters)
-      tensors.pt   a nested dict of tensors (model and optimizer state_dicts, torch
-                   generator states), read with torch.load(weights_only=True)
-      buffer.npz   the replay buffer, read with np.load(allow_pickle=False)
+      state.json     {"format": 2, "iteration": 3, ...}: everything JSON can hold (config,
+                     metrics rows, numpy and environment generator states, counters)
+      tensors.pt     a nested dict of tensors (model and optimizer state_dicts, torch
+                     generator states), read with torch.load(weights_only=True)
+      buffer.npz     the replay buffer, read with np.load(allow_pickle=False)
+      manifest.json  {"manifest": 1, "iteration": 3, "files": {name: sha256 hex}}: the
+                     SHA-256 of each file above, written last
 
 The files are written into `.iter_000003.tmp-<pid>`, each flushed and fsynced, then the
 folder is renamed to `iter_000003` and the parent folder fsynced. So a folder named
 `iter_NNNNNN` is always complete, whatever moment the process was killed at; a killed
-write leaves only a temporary folder, removed by the next save. The newest `keep`
-checkpoints are kept. What goes into `state` and `tensors` is the loop's business
-(loop.py); this module only stores, lists and checks them.
+write leaves only a temporary folder, removed by the next save (never one of a process
+still alive). The newest `keep` checkpoints are kept. What goes into `state` and
+`tensors` is the loop's business (loop.py); this module only stores and lists them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from dynaplan.data import ReplayBuffer
-from dynaplan.errors import CheckpointError, CheckpointFormatError, ConfigError
+from dynaplan.safe_files import fsync_dir, make_dirs
 
-FORMAT = 1  # raise when the meaning of a file changes; readers refuse a larger number
+FORMAT = 2
+"""Raise when the meaning of a file changes; readers refuse a larger number. Format 2
+checkpoints carry a manifest; format 1 ones (dynaplan before it) load unverified."""
 STATE_FILE, TENSORS_FILE, BUFFER_FILE = "state.json", "tensors.pt", "buffer.npz"
-_NAME = re.compile(r"^iter_(\d{6,})$")
-_LEFTOVER = re.compile(r"^\.iter_\d+\.(tmp|old)-\d+$")
+MANIFEST_FILE = "manifest.json"
+HASHED = (STATE_FILE, TENSORS_FILE, BUFFER_FILE)
+NAME = re.compile(r"^iter_(\d{6,})$")
+_LEFTOVER = re.compile(r"^\.iter_\d+\.(tmp|old)-(\d+)$")
+PAUSE_ENV = "DYNAPLAN_TEST_CHECKPOINT_PAUSE"
+"""A test hook: when set to a file name, a checkpoint write creates that file after its
+state.json and waits a minute before the rest, so that a test can kill the process inside
+the write (tests/test_fault_suite.py). Unset in every ordinary run."""
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One complete checkpoint as read back from `path`."""
+    """One complete checkpoint as read back from `path`; `verified`: its manifest's hashes
+    matched (False only for a format 1 checkpoint, which has none)."""
 
     path: Path
     iteration: int
     state: dict[str, Any]
     tensors: dict[str, Any]
     buffer: ReplayBuffer
+    verified: bool = True
 
 
 def checkpoint_name(iteration: int) -> str:
     return f"iter_{iteration:06d}"
-
-
-def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
-    """Call `write(fileobj)` on a temp file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask's mode
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _write_synced(path: Path, write: Callable[[Any], object]) -> None:
-    with open(path, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _json_default(value: Any) -> Any:
@@ -101,20 +76,32 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def save_checkpoint(
-    folder: Path,
-    iteration: int,
-    state: dict[str, Any],
-    tensors: dict[str, Any],
-    buffer: ReplayBuffer,
-    keep: int = 2,
-) -> Path:
-    """Write checkpoint `iteration` atomically into `folder`, keep the newest `keep`;
-    return its path. `state` must be JSON-able (NaN allowed), `tensors` plain
-    containers (dict, list, tuple) of tensors, numbers and strings."""
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0),
+                 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _serialized(write: Any) -> bytes:
+    buffer = io.BytesIO()
+    write(buffer)
+    return buffer.getvalue()
+
+
+def save_checkpoint(folder: Path, iteration: int, state: dict[str, Any],
+                    tensors: dict[str, Any], buffer: ReplayBuffer, keep: int = 2,
+                    root: Path | None = None) -> Path:
+    """Write checkpoint `iteration` atomically into `folder` (which must stay inside
+    `root`, default its parent: the run folder), keep the newest `keep`; return its path.
+    `state` must be JSON-able (NaN allowed), `tensors` plain containers (dict, list,
+    tuple) of tensors, numbers and strings. An OSError (a full disk, a read-only folder)
+    or torch's own write error propagates, the previous checkpoints untouched."""
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder.parent if root is None else root, folder)
     _remove_leftovers(folder)
     name = checkpoint_name(iteration)
     final = folder / name
@@ -122,18 +109,28 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         meta = {"format": FORMAT, "iteration": iteration, **state}
-        text = json.dumps(meta, default=_json_default, indent=1) + "\n"
-        _write_synced(tmp / STATE_FILE, lambda fh: fh.write(text.encode()))
-        _write_synced(tmp / TENSORS_FILE, lambda fh: torch.save(tensors, fh))
-        _write_synced(tmp / BUFFER_FILE, buffer.save)
-        _fsync_dir(tmp)
-        if final.exists():  # an unreadable checkpoint a resume fell back past
+        files = {
+            STATE_FILE: (json.dumps(meta, default=_json_default, indent=1) + "\n").encode(),
+            TENSORS_FILE: _serialized(lambda fh: torch.save(tensors, fh)),
+            BUFFER_FILE: _serialized(buffer.save),
+        }
+        for k, (file, data) in enumerate(files.items()):
+            _write_synced(tmp / file, data)
+            if k == 0 and os.environ.get(PAUSE_ENV):
+                Path(os.environ[PAUSE_ENV]).write_text(str(tmp))
+                time.sleep(60)
+        manifest = {"manifest": 1, "iteration": iteration,
+                    "files": {file: hashlib.sha256(data).hexdigest()
+                              for file, data in files.items()}}
+        _write_synced(tmp / MANIFEST_FILE, (json.dumps(manifest, indent=1) + "\n").encode())
+        fsync_dir(tmp)
+        if final.exists() or final.is_symlink():  # one a resume fell back past
             _discard(final)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
     for old in list_checkpoints(folder)[:-keep]:
         _discard(old)
     return final
@@ -141,122 +138,44 @@ def save_checkpoint(
 
 def _discard(path: Path) -> None:
     """Remove a checkpoint folder: renamed away first, so a kill during the removal
-    never leaves a half-deleted folder under a checkpoint's name."""
+    never leaves a half-deleted folder under a checkpoint's name. A symbolic link is
+    removed as a link (what it points to is left alone)."""
     gone = path.with_name(f".{path.name}.old-{os.getpid()}")
     os.rename(path, gone)
-    shutil.rmtree(gone, ignore_errors=True)
+    if gone.is_symlink():
+        gone.unlink()
+    else:
+        shutil.rmtree(gone, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier write of this very process (one writer per run)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_leftovers(folder: Path) -> None:
+    """Temporary folders of killed writes (never those of a process still running)."""
     for entry in folder.iterdir():
-        if _LEFTOVER.match(entry.name):
-            shutil.rmtree(entry, ignore_errors=True)
+        m = _LEFTOVER.match(entry.name)
+        if m and not _alive(int(m.group(2))):
+            if entry.is_symlink():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoint folders in `folder`, oldest first (none if it is missing)."""
+    """Complete checkpoint folders in `folder`, oldest first (none if it is missing);
+    symbolic links are not checkpoints."""
     if not folder.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir()
-             if (m := _NAME.match(p.name)) and p.is_dir()]
+             if (m := NAME.match(p.name)) and p.is_dir() and not p.is_symlink()]
     return [p for _, p in sorted(found)]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line if len(line) <= 200 else line[:197] + "..."
-
-
-def read_checkpoint(path: Path) -> Checkpoint:
-    """Read and check one checkpoint folder. A missing, truncated or corrupted file, or
-    one holding anything but tensors and plain data, is a one-line CheckpointError
-    naming the file; an unknown format number a CheckpointFormatError."""
-    state_path = path / STATE_FILE
-    try:
-        state = json.loads(state_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint file {state_path} is unreadable: "
-                              f"{_first_line(exc)}") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint file {state_path} does not hold a mapping")
-    version = state.get("format")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise CheckpointFormatError(
-            f"checkpoint {path} has an unknown format {version!r} (this dynaplan reads "
-            f"format {FORMAT})")
-    if version > FORMAT:
-        raise CheckpointFormatError(
-            f"checkpoint {path} has format {version}, newer than this dynaplan reads "
-            f"({FORMAT}); upgrade dynaplan to load it")
-    match = _NAME.match(path.name)
-    iteration = state.get("iteration")
-    if match is None or iteration != int(match.group(1)):
-        raise CheckpointError(f"checkpoint file {state_path} is for iteration {iteration!r}, "
-                              f"not for its folder {path.name}")
-    tensors_path = path / TENSORS_FILE
-    try:
-        tensors = torch.load(tensors_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, corrupted, or pickled objects: all refused
-        raise CheckpointError(f"checkpoint file {tensors_path} is unreadable: "
-                              f"{_first_line(exc)}") from None
-    if not isinstance(tensors, dict):
-        raise CheckpointError(f"checkpoint file {tensors_path} does not hold a mapping")
-    try:
-        buffer = ReplayBuffer.load(path / BUFFER_FILE)
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from None
-    return Checkpoint(path=path, iteration=iteration, state=state, tensors=tensors,
-                      buffer=buffer)
-
-
-def load_latest(
-    folder: Path, warn: Callable[[str], object] | None = None
-) -> Checkpoint | None:
-    """The newest readable checkpoint in `folder`, or None when there is none. A damaged
-    one is skipped with a `warn` line naming the older one used instead; an unknown
-    format stops the search (falling back past it would silently drop work)."""
-    newest_first = list_checkpoints(folder)[::-1]
-    for k, path in enumerate(newest_first):
-        try:
-            return read_checkpoint(path)
-        except CheckpointFormatError:
-            raise
-        except CheckpointError as exc:
-            if k + 1 == len(newest_first):
-                raise CheckpointError(f"no readable checkpoint in {folder}: {exc}") from None
-            if warn is not None:
-                warn(f"{exc}; falling back to the previous checkpoint {newest_first[k + 1]}")
-    return None
-
-
-def load_models(
-    folder: Path,
-    dynamics: nn.Module,
-    reward: nn.Module,
-    warn: Callable[[str], object] | None = None,
-    iteration: int | None = None,
-) -> Checkpoint:
-    """Load a checkpoint's weights and normalizers into the models, in place, and return
-    the checkpoint: the newest readable one, or with `iteration` the one written after
-    that iteration (it must still be kept)."""
-    if iteration is None:
-        checkpoint = load_latest(folder, warn)
-        if checkpoint is None:
-            raise ConfigError(f"no checkpoint in {folder}")
-    else:
-        path = folder / checkpoint_name(iteration)
-        if not path.is_dir():
-            kept = [int(p.name.split("_")[1]) for p in list_checkpoints(folder)]
-            raise ConfigError(
-                f"no checkpoint of iteration {iteration} in {folder} (kept: "
-                f"{', '.join(map(str, kept)) or 'none'}; train with --keep-checkpoints K "
-                f"to keep more)")
-        checkpoint = read_checkpoint(path)
-    try:
-        dynamics.load_state_dict(checkpoint.tensors["dynamics"])
-        reward.load_state_dict(checkpoint.tensors["reward"])
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {checkpoint.path} does not fit the models: "
-                              f"{_first_line(exc)}") from None
-    return checkpoint

@@ -20,9 +20,10 @@ that is being written (interrupt.py).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,27 +33,24 @@ from tqdm.auto import tqdm
 
 from dynaplan import record
 from dynaplan.build import build_run, checkpoint_optimizers, require_device, resolve_device
-from dynaplan.checkpoint import (
-    Checkpoint,
-    atomic_write,
-    checkpoint_name,
-    load_latest,
-    save_checkpoint,
-)
+from dynaplan.checkpoint import Checkpoint, checkpoint_name, list_checkpoints, save_checkpoint
+from dynaplan.checkpoint_read import first_line, readable_checkpoints
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
 from dynaplan.envs import make_env
 from dynaplan.episodes import Episode, Warn, collect_random, evaluate, run_episodes, warn_stderr
-from dynaplan.errors import ConfigError, TrainingError
+from dynaplan.errors import CheckpointError, ConfigError, TrainingError
 from dynaplan.interrupt import RunInterrupted, StopSignals
 from dynaplan.metrics import MetricsLog
 from dynaplan.models import FitResult, fit
 from dynaplan.models.fitting import finite
 from dynaplan.plots import plot_run
+from dynaplan.runlock import RunLock
 from dynaplan.runs import (
     CHECKPOINTS,
     EPISODES,
     METRICS,
+    PLOTS,
     SUMMARY,
     VIDEOS,
     default_run_dir,
@@ -62,6 +60,7 @@ from dynaplan.runs import (
     write_config,
 )
 from dynaplan.runstate import Generators, History, capture, restore
+from dynaplan.safe_files import write_text
 from dynaplan.video import save_mp4
 
 Echo = Callable[[str], object]
@@ -81,8 +80,9 @@ def train(config: TrainConfig, out: Path | None = None, progress: bool = True,
     run = _Run(config, progress, echo, warn, keep_checkpoints)  # refuses before writing
     try:
         run.dir = prepare_run_dir(out or default_run_dir(config))
-        write_config(run.dir, config)
-        return run.go(checkpoint=None)
+        with RunLock(run.dir):
+            write_config(run.dir, config)
+            return run.go(iter(()))
     finally:
         run.close()
 
@@ -97,7 +97,10 @@ def resume(run_dir: Path, config: TrainConfig | None = None, progress: bool = Tr
     if dataclasses.replace(config, iterations=saved.iterations) != saved:
         raise ConfigError(f"options differ from {run_dir / 'config.json'}; a resumed run "
                           "keeps its own options (only --iterations may change)")
-    checkpoint = load_latest(run_dir / CHECKPOINTS, warn)
+    with RunLock(run_dir):  # refused at once while another process writes the run
+        pass
+    candidates = readable_checkpoints(run_dir / CHECKPOINTS, warn)
+    checkpoint = next(candidates, None)
     done = 0 if checkpoint is None else checkpoint.iteration + 1
     if config.iterations < done:
         raise ConfigError(f"{run_dir} has already run {done} iterations; --iterations must "
@@ -108,12 +111,14 @@ def resume(run_dir: Path, config: TrainConfig | None = None, progress: bool = Tr
     run = _Run(config, progress, echo, warn, keep_checkpoints)
     try:
         run.dir = prepare_run_dir(run_dir, resuming=True)
-        if config.iterations != saved.iterations:
-            write_config(run_dir, config)
-        echo(f"resuming {run_dir} " + ("from the start (no checkpoint yet)"
-                                       if checkpoint is None else
-                                       f"after iteration {checkpoint.iteration}"))
-        return run.go(checkpoint)
+        with RunLock(run_dir):
+            if config.iterations != saved.iterations:
+                write_config(run_dir, config)
+            echo(f"resuming {run_dir} " + ("from the start (no checkpoint yet)"
+                                           if checkpoint is None else
+                                           f"after iteration {checkpoint.iteration}"))
+            return run.go(itertools.chain([] if checkpoint is None else [checkpoint],
+                                          candidates))
     finally:
         run.close()
 
@@ -135,9 +140,8 @@ class _Run:
         self.env, self.spec = make_env(config.env, render=config.video_every > 0,
                                        max_episode_steps=config.train_episode_steps)
         self.eval_envs = [make_env(config.env)[0] for _ in range(config.eval_episodes)]
-        try:  # seeded first: the models' initial weights come from torch's generator
-            self.gens = Generators.seeded(config.seed, self.device, self.env)
-            self.parts = build_run(config, self.spec, self.device, self.gens)
+        try:
+            self._build()
         except BaseException:
             self.close()
             raise
@@ -145,25 +149,26 @@ class _Run:
         self.last_done: int | None = None  # last checkpointed iteration
         self.history = History()
         self.buffer = ReplayBuffer(self.spec.obs_dim, self.spec.action_dim, capacity=4096)
-        self._episodes: record.EpisodesLog | None = None
+
+    def _build(self) -> None:
+        """Seeded first: the models' initial weights come from torch's generator."""
+        self.gens = Generators.seeded(self.config.seed, self.device, self.env)
+        self.parts = build_run(self.config, self.spec, self.device, self.gens)
 
     def close(self) -> None:
-        if getattr(self, "_episodes", None) is not None:
-            self._episodes.close()  # type: ignore[union-attr]
         self.env.close()
         for env in self.eval_envs:
             env.close()
 
-    def go(self, checkpoint: Checkpoint | None) -> RunResult:
+    def go(self, checkpoints: Iterator[Checkpoint]) -> RunResult:
+        """Run from the first of `checkpoints` that fits the run (newest first; none: a
+        fresh run)."""
         self._session_start = time.perf_counter()
         self._wall_before = 0.0
         try:
-            # known before the checkpoint is restored, so that a stop while it loads
-            # names the iteration it resumes after, not "before the first checkpoint"
-            self.last_done = None if checkpoint is None else checkpoint.iteration
             with StopSignals() as signals:
                 self.signals = signals
-                self._start(checkpoint)
+                self._start(checkpoints)
                 first = 0 if self.last_done is None else self.last_done + 1
                 bar = tqdm(range(first, self.config.iterations), initial=first,
                            total=self.config.iterations,
@@ -176,26 +181,44 @@ class _Run:
             stop.run_dir, stop.iteration = self.dir, self.last_done
             raise
 
-    def _start(self, checkpoint: Checkpoint | None) -> None:
-        """Collect the random data (a fresh run) or put the checkpoint back into every part
-        and generator; (re)write the logs so they hold exactly the checkpointed
-        iterations."""
-        if checkpoint is None:
+    def _start(self, checkpoints: Iterator[Checkpoint]) -> None:
+        """Put the newest checkpoint that fits back into every part and generator (one
+        that does not is passed over with a warning, the parts built afresh), or collect
+        the random data (a fresh run); (re)write the logs so they hold exactly the
+        checkpointed iterations."""
+        restored = False
+        for checkpoint in checkpoints:
+            # known before it is restored, so that a stop while it loads names the
+            # iteration it resumes after, not "before the first checkpoint"
+            self.last_done = checkpoint.iteration
+            try:
+                self._restore(checkpoint)
+                restored = True
+                break
+            except CheckpointError as exc:
+                self.warn(f"{exc}; trying the previous checkpoint")
+                self._build()
+                self.last_done = None
+        if not restored and self.last_done is None and self.dir.joinpath(CHECKPOINTS).is_dir() \
+                and list_checkpoints(self.dir / CHECKPOINTS):
+            raise CheckpointError(f"no checkpoint in {self.dir / CHECKPOINTS} fits this run "
+                                  "(each one is named above)")
+        if not restored:
             random_eps = collect_random(self.env, self.buffer, self.config.random_trajectories,
                                         self.config.seed, self.progress, self._counting_warn())
             self.echo(f"random data: {len(self.buffer)} transitions, mean return "
                       f"{np.mean([e.ret for e in random_eps]):.1f}")
-        else:
-            parts = self.parts
-            self.history = restore(checkpoint, self.config, self.device,
-                                   (parts.dynamics, parts.reward),
-                                   checkpoint_optimizers(parts.fit), self.gens)
-            self.buffer, self.last_done = checkpoint.buffer, checkpoint.iteration
-            self._wall_before = float(self.history.counters["wall_s"])
-        self.metrics = MetricsLog(self.dir / METRICS)
-        for row in self.history.rows:
-            self.metrics.append(row)
-        self._episodes = record.EpisodesLog(self.dir / EPISODES, self.history.episode_rows)
+        self.metrics = MetricsLog(self.dir / METRICS, self.dir, self.history.rows)
+        self._episodes = record.EpisodesLog(self.dir / EPISODES, self.history.episode_rows,
+                                            self.dir)
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        parts = self.parts
+        self.history = restore(checkpoint, self.config, self.device,
+                               (parts.dynamics, parts.reward), checkpoint_optimizers(parts.fit),
+                               self.gens, (self.spec.obs_dim, self.spec.action_dim))
+        self.buffer, self.last_done = checkpoint.buffer, checkpoint.iteration
+        self._wall_before = float(self.history.counters["wall_s"])
 
     def _counting_warn(self) -> Warn:
         def warn(message: str) -> None:
@@ -225,7 +248,7 @@ class _Run:
                                    for k, ep in enumerate(kept)])
         if recording and kept and kept[-1].frames:
             save_mp4(kept[-1].frames, self.dir / VIDEOS / f"iteration_{it:04d}.mp4",
-                     fps=self.env.metadata.get("render_fps", 30))
+                     fps=self.env.metadata.get("render_fps", 30), root=self.dir)
         record.report(self.echo, bar, row, kept, fitted)
 
     def _fit(self, it: int) -> FitResult:
@@ -275,13 +298,15 @@ class _Run:
                                          checkpoint_optimizers(parts.fit), self.gens, history)
             try:
                 save_checkpoint(self.dir / CHECKPOINTS, it, json_part, tensors, self.buffer,
-                                self.keep)
-            except OSError as exc:
+                                self.keep, root=self.dir)
+            except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+                    first_line(exc)
                 raise TrainingError(f"could not write the checkpoint of iteration {it} in "
-                                    f"{self.dir / CHECKPOINTS}: {exc.strerror or exc}") from None
+                                    f"{self.dir / CHECKPOINTS}: {reason}; the previous "
+                                    "checkpoints are kept") from None
             self.last_done = it
             self.metrics.append(row)
-            assert self._episodes is not None
             self._episodes.append(episode_rows)
 
     def _check_finite(self, it: int, fitted: FitResult) -> None:
@@ -300,11 +325,10 @@ class _Run:
 
     def _finish(self) -> RunResult:
         config = self.config
-        plot_run(record.columns(self.history.rows), self.dir / "plots",
-                 f"{config.env} - {config.planner.name} (seed {config.seed})")
+        plot_run(record.columns(self.history.rows), self.dir / PLOTS,
+                 f"{config.env} - {config.planner.name} (seed {config.seed})", self.dir)
         summary = record.summary(config, self.history, len(self.buffer), self._wall_s(),
                                  self.device, self.parts.objective.kernel)
-        text = json.dumps(summary, indent=2) + "\n"
-        atomic_write(self.dir / SUMMARY, lambda fh: fh.write(text.encode()))
+        write_text(self.dir / SUMMARY, json.dumps(summary, indent=2) + "\n", self.dir)
         self.echo(f"run folder: {self.dir}")
         return RunResult(run_dir=self.dir, summary=summary)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
+
+from dynaplan.safe_files import write_text
 
 COLUMNS = (
     "iteration",
@@ -29,21 +32,30 @@ TIMING_PREFIX = "time/"
 
 
 class MetricsLog:
-    """Appends one row per iteration to `metrics.csv`, flushed so a killed run keeps it."""
+    """`metrics.csv`, one row per iteration: rewritten whole, through a temporary file
+    renamed over it (safe_files.py), at every row, so a killed run keeps every row it
+    wrote and the file is never written through a link. `root`: the run folder."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows: list[dict[str, float]] = []
-        with open(self.path, "w", newline="") as fh:
-            csv.writer(fh).writerow(COLUMNS)
+    def __init__(self, path: Path, root: Path | None = None,
+                 rows: list[dict[str, float]] | None = None) -> None:
+        self.path, self.root = path, root or path.parent
+        self.rows: list[dict[str, float]] = list(rows or [])
+        self._write()
 
     def append(self, row: dict[str, float]) -> None:
         unknown = set(row) - set(COLUMNS)
         if unknown:
             raise KeyError(f"unknown metric columns: {sorted(unknown)}")
         self.rows.append(row)
-        with open(self.path, "a", newline="") as fh:
-            csv.writer(fh).writerow([_fmt(row.get(c, float("nan"))) for c in COLUMNS])
+        self._write()
+
+    def _write(self) -> None:
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(COLUMNS)
+        for row in self.rows:
+            writer.writerow([_fmt(row.get(c, float("nan"))) for c in COLUMNS])
+        write_text(self.path, text.getvalue(), self.root)
 
 
 def _fmt(value: float) -> str:

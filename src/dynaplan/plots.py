@@ -10,7 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from dynaplan.safe_files import atomic_write  # noqa: E402
 
 
 def _finite(values: Sequence[float]) -> bool:
@@ -23,9 +26,19 @@ def _finite_points(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, 
     return xs[keep], ys[keep]
 
 
-def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str) -> list[Path]:
-    """return.png, dynamics_loss.png, reward_loss.png (the seed's three figures)."""
-    folder.mkdir(parents=True, exist_ok=True)
+def save(fig: Figure, path: Path, root: Path | None = None) -> None:
+    """The figure as a PNG at `path`, through a temporary file (safe_files.py), closed."""
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110), root)
+    finally:
+        plt.close(fig)
+
+
+def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str,
+             root: Path | None = None) -> list[Path]:
+    """return.png, dynamics_loss.png, reward_loss.png (the seed's three figures), inside
+    `root` (default: the folder's parent, the run folder)."""
+    root = folder.parent if root is None else root
     it = metrics["iteration"]
     figures = [
         ("return.png", "Return", [("train/return", "training episodes", "tab:blue"),
@@ -58,14 +71,14 @@ def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str) -
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
+        save(fig, folder / name, root)
         paths.append(folder / name)
     return paths
 
 
 def plot_comparison(
-    curves: Mapping[str, Sequence[Sequence[float]]], path: Path, title: str, ylabel: str
+    curves: Mapping[str, Sequence[Sequence[float]]], path: Path, title: str, ylabel: str,
+    root: Path | None = None,
 ) -> Path:
     """One curve per method: mean over seeds with a min-max band. curves[name]: per seed
     a list of values per iteration (seeds may differ in length; the common prefix is used)."""
@@ -83,7 +96,5 @@ def plot_comparison(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, root)
     return path

@@ -16,26 +16,24 @@ from dynaplan.data import ReplayBuffer
 from dynaplan.episodes import Episode
 from dynaplan.models import FitResult, RewardModel
 from dynaplan.runstate import History
+from dynaplan.safe_files import write_text
 
 EPISODES_HEADER = "iteration,episode,length,return,predicted_return\n"
 
 
 class EpisodesLog:
-    """episodes.csv, rewritten from the rows a run has so far and appended to, flushed so a
-    killed run keeps it."""
+    """episodes.csv: the rows a run has so far, rewritten whole through a temporary file
+    renamed over it (safe_files.py) whenever rows are added. `root`: the run folder."""
 
-    def __init__(self, path: Path, rows: list[list[Any]]) -> None:
-        self._file = open(path, "w")
-        self._file.write(EPISODES_HEADER)
+    def __init__(self, path: Path, rows: list[list[Any]], root: Path) -> None:
+        self.path, self.root = path, root
+        self.rows: list[str] = []
         self.append(rows)
 
     def append(self, rows: list[list[Any]]) -> None:
-        for it, k, length, ret, predicted in rows:
-            self._file.write(f"{it},{k},{length},{ret!r},{predicted!r}\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+        self.rows += [f"{it},{k},{length},{ret!r},{predicted!r}\n"
+                      for it, k, length, ret, predicted in rows]
+        write_text(self.path, EPISODES_HEADER + "".join(self.rows), self.root)
 
 
 def predict_returns(reward_model: RewardModel, buffer: ReplayBuffer,

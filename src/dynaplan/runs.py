@@ -23,12 +23,14 @@ from torch import nn
 from dynaplan import accel
 from dynaplan.agent import MPCAgent
 from dynaplan.build import build_models, build_objective, build_planner, resolve_device
-from dynaplan.checkpoint import Checkpoint, atomic_write, load_models
+from dynaplan.checkpoint import Checkpoint, list_checkpoints
+from dynaplan.checkpoint_read import load_models
 from dynaplan.config import TrainConfig, from_dict, to_dict
 from dynaplan.config.flat import replace_values
 from dynaplan.envs import EnvSpec, make_env
 from dynaplan.episodes import warn_stderr
 from dynaplan.errors import ConfigError
+from dynaplan.safe_files import make_dirs, write_text
 
 CONFIG, METRICS, EPISODES, SUMMARY = "config.json", "metrics.csv", "episodes.csv", "summary.json"
 CHECKPOINTS, PLOTS, VIDEOS = "checkpoints", "plots", "videos"
@@ -40,24 +42,33 @@ def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
 
 
 def prepare_run_dir(path: Path, resuming: bool = False) -> Path:
-    """Create the run folder (and its subfolders); refuse one that cannot be written, or,
-    unless `resuming`, one that already holds a run."""
-    if not resuming and (path / CONFIG).exists():
-        raise ConfigError(f"{path} already holds a run; choose another --out")
-    try:
-        for sub in (CHECKPOINTS, PLOTS, VIDEOS):
-            (path / sub).mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write run folder {path}: {exc.strerror or exc}") from None
+    """Create the run folder (and its subfolders, each the folder's own, no link); refuse
+    one that cannot be written, or, unless `resuming`, one that already holds a run. A
+    folder whose run stopped before its first checkpoint holds no run: it is reused."""
+    if not resuming and (path / CONFIG).exists() and not _crashed_start(path):
+        raise ConfigError(f"{path} already holds a run; choose another --out, or continue it "
+                          f"with --resume {path}")
+    for sub in (CHECKPOINTS, PLOTS, VIDEOS):
+        make_dirs(path, path / sub)
+    write_text(path / ".write_test", "", root=path)
+    (path / ".write_test").unlink()
     return path
 
 
+def _crashed_start(path: Path) -> bool:
+    """Whether `path` holds a dynaplan run that stopped before its first checkpoint (its
+    config.json reads, no checkpoint): nothing in it is worth keeping."""
+    if list_checkpoints(path / CHECKPOINTS):
+        return False
+    try:
+        load_run_config(path)
+    except ConfigError:
+        return False
+    return True
+
+
 def write_config(run_dir: Path, config: TrainConfig) -> None:
-    text = json.dumps(to_dict(config), indent=2) + "\n"
-    atomic_write(run_dir / CONFIG, lambda fh: fh.write(text.encode()))
+    write_text(run_dir / CONFIG, json.dumps(to_dict(config), indent=2) + "\n", root=run_dir)
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:

@@ -137,35 +137,78 @@ def restore(
     models: Sequence[nn.Module],
     optimizers: Sequence[torch.optim.Optimizer],
     generators: Generators,
+    dims: tuple[int, int] | None = None,
 ) -> History:
     """Put `checkpoint` into freshly built models, optimizers and generators; return the
-    history it holds. The generators come last: building the models drew from torch's."""
+    history it holds. The generators come last: building the models drew from torch's.
+    Anything that does not fit the run (its device, its options, the shapes of its
+    tensors, the types of its rows and counters, its buffer's (obs, action) `dims`) is a
+    one-line CheckpointError, and the objects may then be half restored: rebuild them
+    before trying another checkpoint."""
     state, tensors = checkpoint.state, checkpoint.tensors
+    where = f"checkpoint {checkpoint.path}"
     if state.get("device") != device.type:
-        raise ConfigError(f"checkpoint {checkpoint.path} was written on {state.get('device')}, "
-                          f"this run would use {device.type}; resume on the same device")
+        raise CheckpointError(f"{where} was written on {state.get('device')}, this run would "
+                              f"use {device.type}; resume on the same device")
     # options added since the checkpoint was written take their defaults; a flat config
     # of an older dynaplan is migrated
     try:
-        saved = from_dict(state.get("config") or {}, source=f"checkpoint {checkpoint.path}")
+        saved = from_dict(state.get("config") or {}, source=where)
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
     if dataclasses.replace(saved, iterations=config.iterations) != config:
-        raise ConfigError(f"checkpoint {checkpoint.path} was written with other options than "
-                          "the run's config.json")
+        raise CheckpointError(f"{where} was written with other options than the run's "
+                              "config.json")
+    history = _history(checkpoint, where)
+    buffer = checkpoint.buffer
+    if dims is not None and (buffer.obs_dim, buffer.action_dim) != dims:
+        raise CheckpointError(f"{where}: its buffer holds {buffer.obs_dim} observations and "
+                              f"{buffer.action_dim} actions a step, the run {dims[0]} and "
+                              f"{dims[1]}")
+    if len(buffer) != history.rows[-1]["env_steps"]:
+        raise CheckpointError(f"{where}: its buffer holds {len(buffer)} transitions, its "
+                              f"metrics {history.rows[-1]['env_steps']}")
     dynamics, reward = models
     try:
         dynamics.load_state_dict(tensors["dynamics"])
         reward.load_state_dict(tensors["reward"])
         for opt, opt_state in zip(optimizers, tensors["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
-        history = History(rows=list(state["metrics"]), episode_rows=list(state["episodes"]),
-                          plan_ms=tensors["plan_ms"].tolist(), counters=dict(state["counters"]))
         generators.restore(state["rng"], tensors["rng"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"checkpoint {checkpoint.path} does not fit this run: "
-                              f"{first}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{where} does not fit this run: {first}") from None
     dynamics.eval()
     reward.eval()
     return history
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _history(checkpoint: Checkpoint, where: str) -> History:
+    """The logged rows and counters of a checkpoint, once each has the type it must."""
+    state, tensors = checkpoint.state, checkpoint.tensors
+    rows, episodes, counters = state.get("metrics"), state.get("episodes"), state.get("counters")
+    plan_ms = tensors.get("plan_ms")
+    n = checkpoint.iteration + 1
+    if (not isinstance(rows, list) or len(rows) != n
+            or not all(isinstance(r, dict) and r.get("iteration") == i
+                       and all(isinstance(k, str) and _number(v) for k, v in r.items())
+                       for i, r in enumerate(rows))
+            or not _number(rows[-1].get("env_steps"))):
+        raise CheckpointError(f"{where}: its metrics are not one row of numbers per "
+                              f"iteration 0..{n - 1}")
+    if not isinstance(episodes, list) or not all(
+            isinstance(e, list) and len(e) == 5 and all(_number(v) for v in e)
+            for e in episodes):
+        raise CheckpointError(f"{where}: its episode rows are not rows of 5 numbers")
+    if (not isinstance(counters, dict)
+            or not all(_number(counters.get(k)) for k in ("wall_s", "dropped_random_episodes"))):
+        raise CheckpointError(f"{where}: its counters are not wall_s and "
+                              "dropped_random_episodes numbers")
+    if not isinstance(plan_ms, torch.Tensor) or plan_ms.dim() != 1:
+        raise CheckpointError(f"{where}: its plan times are not a list of numbers")
+    return History(rows=list(rows), episode_rows=list(episodes), plan_ms=plan_ms.tolist(),
+                   counters=dict(counters))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dynaplan.safe_files import write_text
+
 
 def format_table(report: dict) -> str:
     kernel = report.get("rollout_kernel", "torch")
@@ -43,5 +45,4 @@ def format_table(report: dict) -> str:
 
 
 def write_json(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_text(path, json.dumps(report, indent=2) + "\n", path.parent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from dynaplan.errors import ConfigError
 from dynaplan.loop import train
 from dynaplan.planners import PLANNERS
 from dynaplan.plots import plot_comparison
+from dynaplan.safe_files import write_text
 
 
 def configs(values: dict[str, Any], planners: list[str],
@@ -55,12 +57,13 @@ def compare(
             curves.setdefault(planner, []).append(curve)
             finals.setdefault(planner, []).append(curve[-1])
     plot_comparison(curves, out / "returns.png", f"{base.env}: {metric} per iteration",
-                    metric)
-    with open(out / "final_returns.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["planner", *[f"seed_{s}" for s in seeds], "mean", "min", "max"])
-        for planner, vals in finals.items():
-            writer.writerow([planner, *vals, np.mean(vals), np.min(vals), np.max(vals)])
+                    metric, out)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["planner", *[f"seed_{s}" for s in seeds], "mean", "min", "max"])
+    for planner, vals in finals.items():
+        writer.writerow([planner, *vals, np.mean(vals), np.min(vals), np.max(vals)])
+    write_text(out / "final_returns.csv", text.getvalue(), out)
     lines = [f"final {metric} after {base.iterations} iterations ({out})",
              "| planner | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | min | max |",
              "|---" * (len(seeds) + 4) + "|"]
@@ -69,7 +72,7 @@ def compare(
         lines.append(f"| {planner} | {cells} | {np.mean(vals):.1f} | {np.min(vals):.1f} | "
                      f"{np.max(vals):.1f} |")
     table = "\n".join(lines)
-    (out / "final_returns.md").write_text(table + "\n")
+    write_text(out / "final_returns.md", table + "\n", out)
     return table
 
 

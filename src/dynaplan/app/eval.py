@@ -39,7 +39,7 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
     if frames:
         name = "eval.mp4" if iteration is None else f"eval_iter{iteration}.mp4"
         path = save_mp4(frames, run_dir / VIDEOS / name,
-                        fps=envs[0].metadata.get("render_fps", 30))
+                        fps=envs[0].metadata.get("render_fps", 30), root=run_dir)
         result["video"] = str(path)
     for env in envs:
         env.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import re
@@ -37,6 +38,7 @@ from dynaplan.app.report_runs import (
 from dynaplan.app.sweep_spec import SWEEP_FILE
 from dynaplan.errors import ConfigError
 from dynaplan.runs import code_version
+from dynaplan.safe_files import make_dirs, write_text
 from dynaplan.stats import bootstrap_ci, iqm
 
 # return an environment counts as solved at; other ids use gymnasium's reward_threshold
@@ -82,7 +84,7 @@ def write_report(root: Path, out: Path, thresholds: dict[str, float], command: s
                               f"{', '.join(envs)})")
     for members in envs.values():
         label_methods(members)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out, out)
     commit = code_version()
     footer = f"{command}  |  commit {commit}"
     made_by = _sweep_record(root)
@@ -142,15 +144,15 @@ def write_report(root: Path, out: Path, thresholds: dict[str, float], command: s
         lines.append("")
     if skipped:
         lines += ["Skipped folders:", ""] + [f"- {note}" for note in skipped] + [""]
-    _csv(out / "per_seed.csv", ["env", "method", "seed", "run", "iterations", "env_steps",
+    _csv(out, "per_seed.csv", ["env", "method", "seed", "run", "iterations", "env_steps",
                                 "metric", "final_return", "steps_to_threshold",
                                 "plan_ms_p50"], per_seed)
-    _csv(out / "curves.csv", ["env", "method", "seed", "run", "iteration", "env_steps",
+    _csv(out, "curves.csv", ["env", "method", "seed", "run", "iteration", "env_steps",
                               "metric", "return"], curve_rows)
     lines += ["Per-seed numbers: [per_seed.csv](per_seed.csv) (final returns, steps to "
               "threshold, planning ms) and [curves.csv](curves.csv) (every iteration).", ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines), out)
     return path
 
 
@@ -184,19 +186,19 @@ def _sweep_record(root: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
+def _csv(out: Path, name: str, header: list[str], rows: list[list[Any]]) -> None:
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(out / name, text.getvalue(), out)
 
 
 def _plot(env: str, metric: str, methods: dict[str, list[Run]], threshold: float | None,
           footer: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from dynaplan.plots import save
 
     fig, ax = plt.subplots(figsize=(7, 4.8))
     for method, group in methods.items():
@@ -216,8 +218,7 @@ def _plot(env: str, metric: str, methods: dict[str, list[Run]], threshold: float
     ax.legend(fontsize=8)
     fig.text(0.01, 0.01, footer, fontsize=6.5, color="dimgray", va="bottom", ha="left")
     fig.tight_layout(rect=(0, 0.03 * (footer.count("\n") + 1) + 0.01, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, path.parent)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -39,6 +39,7 @@ from dynaplan.config import load_config_file, to_dict
 from dynaplan.errors import ConfigError
 from dynaplan.interrupt import RunInterrupted
 from dynaplan.runs import SUMMARY, code_version
+from dynaplan.safe_files import make_dirs, write_text
 
 
 @dataclass
@@ -77,7 +78,7 @@ def sweep(spec_path: Path, opts: SweepOptions, echo: Callable[[str], None] = pri
             raise ConfigError("--address needs ray (pip install 'dynaplan[ray]')")
         notice("ray is not installed (pip install 'dynaplan[ray]'): running the trials one "
                "after another in this process")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out, out)
     record: dict[str, Any] = {
         "command": opts.command, "commit": code_version(), "spec_file": str(spec_path),
         "spec": load_config_file(spec_path), "out": str(out), "executor": "in-process",
@@ -156,10 +157,7 @@ def _now() -> str:
 
 
 def _write(out: Path, record: dict[str, Any]) -> None:
-    from dynaplan.checkpoint import atomic_write
-
-    text = json.dumps(record, indent=2, default=str) + "\n"
-    atomic_write(out / SWEEP_FILE, lambda fh: fh.write(text.encode()))
+    write_text(out / SWEEP_FILE, json.dumps(record, indent=2, default=str) + "\n", out)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

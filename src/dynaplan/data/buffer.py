@@ -102,22 +102,26 @@ class ReplayBuffer:
         np.savez(file, **{k: getattr(self, k) for k in _FIELDS})
 
     @classmethod
-    def load(cls, path: str | Path) -> ReplayBuffer:
-        """Read a buffer written by `save`; refuse a bad file in one line."""
-        path = Path(path)
+    def load(cls, file: str | Path | BinaryIO, name: str | None = None) -> ReplayBuffer:
+        """Read a buffer written by `save` (a path or an open binary file; `name` what
+        messages call it); refuse a bad or inconsistent file in one line."""
+        name = name or str(file)
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with np.load(file, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in _FIELDS}
         except FileNotFoundError:
-            raise ConfigError(f"buffer file not found: {path}") from None
+            raise ConfigError(f"buffer file not found: {name}") from None
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"buffer file {path} is unreadable: {first}") from None
+            raise ConfigError(f"buffer file {name} is unreadable: {first[:200]}") from None
         obs = arrays["obs"]
-        if (obs.ndim != 2 or arrays["action"].ndim != 2
-                or arrays["next_obs"].shape != obs.shape
+        numeric = all(np.issubdtype(arrays[k].dtype, np.number)
+                      for k in ("obs", "action", "reward", "next_obs"))
+        flags = all(arrays[k].dtype == bool for k in ("terminated", "truncated"))
+        if (not numeric or not flags or obs.ndim != 2 or arrays["action"].ndim != 2
+                or arrays["next_obs"].shape != obs.shape or arrays["reward"].ndim != 1
                 or any(a.ndim < 1 or a.shape[0] != obs.shape[0] for a in arrays.values())):
-            raise ConfigError(f"buffer file {path} has inconsistent arrays")
+            raise ConfigError(f"buffer file {name} has inconsistent arrays")
         n = obs.shape[0]
         buf = cls(arrays["obs"].shape[1], arrays["action"].shape[1], capacity=n)
         for k in _FIELDS:
