@@ -33,3 +33,15 @@ TINY = [
 ]
 TINY_NO_DEVICE = [a for a in TINY if a not in ("--device", "cpu")]
 """TINY without its `--device cpu`, for runs that name their own device."""
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A complete 4-iteration run (resume_helpers.ARGS), one per test module."""
+    from resume_helpers import ARGS
+
+    from dynaplan.app.cli import main
+
+    out = tmp_path_factory.mktemp("ref") / "run"
+    assert main(["train", *ARGS, "--out", str(out)]) == 0
+    return out

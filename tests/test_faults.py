@@ -20,8 +20,8 @@ ENV_ID = "DynaplanFaultyPoint-v0"
 EPISODE_STEPS = 20
 FAULTS: dict[tuple[int, int], tuple[str, int]] = {}
 """(instance, episode) -> (kind, step): instance k is the k-th env made in the test (the
-training env first, then evaluation envs); kind is "raise", "nan_obs", "nan_reward" or
-"reset"."""
+training env first, then evaluation envs); kind is "raise", "nan_obs", "nan_reward",
+"reset", "wrong_shape", "text_obs", "text_reward", "array_reward" or "bad_flag"."""
 
 
 class FaultyPoint(gym.Env):
@@ -58,8 +58,19 @@ class FaultyPoint(gym.Env):
             obs[0] = np.nan
         if kind == ("nan_reward", self.t):
             reward = float("nan")
+        terminated: object = False
+        if kind == ("wrong_shape", self.t):
+            obs = np.zeros(3, np.float32)
+        if kind == ("text_obs", self.t):
+            obs = ["left", "right"]
+        if kind == ("text_reward", self.t):
+            reward = "a lot"
+        if kind == ("array_reward", self.t):
+            reward = np.ones(2)
+        if kind == ("bad_flag", self.t):
+            terminated = "no"
         self.t += 1
-        return obs, reward, False, False, {}
+        return obs, reward, terminated, False, {}
 
     def _fault(self):
         return FAULTS.get((self.instance, self.episode))
@@ -113,6 +124,24 @@ def test_faulty_episodes_are_dropped_and_the_run_goes_on(tmp_path, capsys):
     assert len(buffer) == 80  # the data so far is kept, the broken episodes' is not
     for name in ("obs", "action", "reward", "next_obs"):
         assert np.isfinite(getattr(buffer, name)).all()
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("wrong_shape", "an observation of shape (3,), not (2,)"),
+    ("text_obs", "an observation that is not numbers"),
+    ("text_reward", "a reward that is not a number"),
+    ("array_reward", "a reward that is not a number"),
+    ("bad_flag", "a terminated flag that is not a bool"),
+])
+def test_malformed_steps_drop_their_episode_in_one_line(kind, words, tmp_path, capsys):
+    FAULTS.update({(0, 1): (kind, 4), (0, 3): (kind, 2)})  # a random and a planned episode
+    assert main(point_flags(tmp_path)) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "dropped an episode" in line]
+    assert len(warnings) == 2 and all(words in w for w in warnings), err
+    assert "Traceback" not in err
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert [int(r["env_steps"]) for r in rows] == [60, 80]
 
 
 def test_failing_evaluation_episode_is_left_out_of_the_mean(tmp_path, capsys):

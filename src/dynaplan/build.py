@@ -33,6 +33,7 @@ from dynaplan.models import (
 )
 from dynaplan.models.fitting import adam
 from dynaplan.objective import ModelObjective
+from dynaplan.plan_memory import check_plan_memory
 from dynaplan.planners import PLANNERS, Planner
 from dynaplan.runstate import Generators
 from dynaplan.types import DYNAMICS_MODELS, Dynamics, Learnable, Objective
@@ -201,7 +202,9 @@ def build_run(config: TrainConfig, spec: EnvSpec, device: torch.device,
               generators: Generators) -> RunParts:
     """Models, their fit, and one agent each for acting and evaluating, drawing from the
     run's generators (runstate.Generators, seeded before this: the models' initial
-    weights come from torch's global generator)."""
+    weights come from torch's global generator). Sizes whose plan call needs more memory
+    than the device has free are refused first."""
+    check_plan_memory(config, spec, device)
     dynamics, reward = build_models(spec, device, config)
     parts = build_fit_parts(config, dynamics, reward)
     objective = build_objective(config, dynamics, reward, generators.particles_act)

@@ -46,9 +46,9 @@ HASHED = (STATE_FILE, TENSORS_FILE, BUFFER_FILE)
 NAME = re.compile(r"^iter_(\d{6,})$")
 _LEFTOVER = re.compile(r"^\.iter_\d+\.(tmp|old)-(\d+)$")
 PAUSE_ENV = "DYNAPLAN_TEST_CHECKPOINT_PAUSE"
-"""A test hook: when set to a file name, a checkpoint write creates that file after its
-state.json and waits a minute before the rest, so that a test can kill the process inside
-the write (tests/test_fault_suite.py). Unset in every ordinary run."""
+"""A test hook: set to "ITERATION:FILE", the checkpoint write of that iteration creates
+FILE after its state.json and waits a minute before the rest, so that a test can kill
+the process inside the write (tests/test_fault_suite.py). Unset in every ordinary run."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,8 @@ def save_checkpoint(folder: Path, iteration: int, state: dict[str, Any],
         }
         for k, (file, data) in enumerate(files.items()):
             _write_synced(tmp / file, data)
-            if k == 0 and os.environ.get(PAUSE_ENV):
-                Path(os.environ[PAUSE_ENV]).write_text(str(tmp))
-                time.sleep(60)
+            if k == 0:
+                _test_pause(iteration, tmp)
         manifest = {"manifest": 1, "iteration": iteration,
                     "files": {file: hashlib.sha256(data).hexdigest()
                               for file, data in files.items()}}
@@ -134,6 +133,14 @@ def save_checkpoint(folder: Path, iteration: int, state: dict[str, Any],
     for old in list_checkpoints(folder)[:-keep]:
         _discard(old)
     return final
+
+
+def _test_pause(iteration: int, tmp: Path) -> None:
+    """The PAUSE_ENV test hook (a no-op unless it is set for this iteration)."""
+    at, _, marker = os.environ.get(PAUSE_ENV, "").partition(":")
+    if marker and at == str(iteration):
+        Path(marker).write_text(str(tmp))
+        time.sleep(60)
 
 
 def _discard(path: Path) -> None:

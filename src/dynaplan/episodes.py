@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -47,8 +48,26 @@ class _EnvFault(Exception):
     """The environment failed; the message says how."""
 
 
-def _finite(*values: object) -> bool:
-    return all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in values)
+def _observation(env: gym.Env, obs: object, where: str) -> np.ndarray:
+    """`obs` once it is finite numbers of the observation space's shape."""
+    try:
+        values = np.asarray(obs, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _EnvFault(f"{where} returned an observation that is not numbers") from None
+    shape = env.observation_space.shape
+    if values.shape != shape:
+        raise _EnvFault(f"{where} returned an observation of shape {values.shape}, not "
+                        f"{shape}")
+    if not np.isfinite(values).all():
+        raise _EnvFault(f"{where} returned a non-finite observation")
+    return obs  # type: ignore[return-value]
+
+
+def _flag(value: object, name: str, where: str) -> bool:
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
+                                               and value in (0, 1)):
+        return bool(value)
+    raise _EnvFault(f"{where} returned a {name} flag that is not a bool")
 
 
 def _reset(env: gym.Env, seed: int | None) -> np.ndarray:
@@ -56,19 +75,26 @@ def _reset(env: gym.Env, seed: int | None) -> np.ndarray:
         obs, _ = env.reset(seed=seed)
     except Exception as exc:
         raise _EnvFault(f"reset raised {_describe(exc)}") from None
-    if not _finite(obs):
-        raise _EnvFault("reset returned a non-finite observation")
-    return obs
+    return _observation(env, obs, "reset")
 
 
 def _step(env: gym.Env, action: np.ndarray, t: int) -> tuple:
+    """One step, each value it returns checked: a numeric observation of the space's
+    shape, a real number as reward, bools as flags, all finite."""
+    where = f"step {t}"
     try:
         next_obs, reward, terminated, truncated, _ = env.step(action)
     except Exception as exc:
-        raise _EnvFault(f"step {t} raised {_describe(exc)}") from None
-    if not _finite(next_obs, reward):
-        raise _EnvFault(f"step {t} returned a non-finite observation or reward")
-    return next_obs, reward, terminated, truncated
+        raise _EnvFault(f"{where} raised {_describe(exc)}") from None
+    next_obs = _observation(env, next_obs, where)
+    value: Any = reward
+    if (isinstance(value, (str, bytes)) or np.ndim(value) != 0
+            or not np.issubdtype(np.asarray(value).dtype, np.number)):
+        raise _EnvFault(f"{where} returned a reward that is not a number")
+    if not np.isfinite(float(value)):
+        raise _EnvFault(f"{where} returned a non-finite reward")
+    return (next_obs, reward, _flag(terminated, "terminated", where),
+            _flag(truncated, "truncated", where))
 
 
 def _frame(env: gym.Env) -> np.ndarray:

@@ -1,4 +1,19 @@
-"""The exceptions the CLI turns into one line on stderr (exit status 2, no traceback)."""
+"""The exceptions the CLI turns into one line on stderr (exit status 2, no traceback), and
+how a refusal quotes the value it refuses."""
+
+import reprlib
+
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel = 2
+_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = _QUOTE.maxset = 4
+_QUOTE.maxstring = _QUOTE.maxother = 80
+_QUOTE.maxlong = 40
+
+
+def quoted(value: object) -> str:
+    """`repr(value)`, cut short: a refusal never expands what it quotes (a YAML alias
+    bomb, a huge list) beyond a couple of hundred characters."""
+    return _QUOTE.repr(value)[:200]
 
 
 class ConfigError(ValueError):

@@ -16,6 +16,7 @@ for a planner that does not take it is refused.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from dynaplan.config.sections import (
     SpeedConfig,
     TrainConfig,
 )
-from dynaplan.errors import ConfigError
+from dynaplan.errors import ConfigError, quoted
 from dynaplan.planners import PLANNERS
 from dynaplan.planners.registry import options_of
 
@@ -66,19 +67,23 @@ class Option:
         if self.kind is bool:
             value = {True: True, False: False, "on": True, "off": False}.get(value, value)
             if not isinstance(value, bool):
-                raise ConfigError(f"{where}{self.name} must be one of off, on, got {value!r}")
+                raise ConfigError(f"{where}{self.name} must be one of off, on, got "
+                                  f"{quoted(value)}")
             return value
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{where}{self.name} must be an integer, got {value!r}")
+            raise ConfigError(f"{where}{self.name} must be an integer, got {quoted(value)}")
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{where}{self.name} must be a number, got {value!r}")
+                raise ConfigError(f"{where}{self.name} must be a number, got {quoted(value)}")
             value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}{self.name} must be a finite number, got "
+                                  f"{quoted(value)}")
         if self.kind is str and not isinstance(value, str):
-            raise ConfigError(f"{where}{self.name} must be a string, got {value!r}")
+            raise ConfigError(f"{where}{self.name} must be a string, got {quoted(value)}")
         if self.choices and value not in self.choices:
             raise ConfigError(f"{where}{self.name} must be one of {', '.join(self.choices)}, "
-                              f"got {value!r}")
+                              f"got {quoted(value)}")
         return value
 
 
@@ -156,7 +161,7 @@ def _names(values: dict[str, Any], source: str) -> dict[str, Any]:
         name = str(key).replace("-", "_")
         name = ALIASES.get(name, name)
         if name not in OPTIONS:
-            raise ConfigError(f"{source or 'options'}: unknown key {key!r}")
+            raise ConfigError(f"{source or 'options'}: unknown key {quoted(key)}")
         clean[name] = value
     return clean
 
@@ -170,14 +175,20 @@ def config_from_values(values: dict[str, Any], source: str = "",
     preset = clean.get("preset")
     if presets and preset is not None:
         if not isinstance(preset, str):
-            raise ConfigError(f"{source or 'options'}: preset must be a string, got {preset!r}")
+            raise ConfigError(f"{source or 'options'}: preset must be a string, got "
+                              f"{quoted(preset)}")
         from dynaplan.presets import preset_values
 
         env = clean.get("env") or OPTIONS["env"].default
         clean = {**_names(preset_values(preset, env), "preset"), **clean}
     typed = {name: OPTIONS[name].coerce(value, source) for name, value in clean.items()
              if not (value is None and OPTIONS[name].planners)}
-    return _build(typed)
+    try:
+        return _build(typed)
+    except ConfigError as exc:  # a range check of a section: name where the value came from
+        if source and not str(exc).startswith(source):
+            raise ConfigError(f"{source}: {exc}") from None
+        raise
 
 
 def _build(values: dict[str, Any]) -> TrainConfig:
@@ -240,7 +251,7 @@ def from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
         return config_from_values({k: v for k, v in data.items() if v is not None}, source,
                                   presets=False)
     if version != FORMAT:
-        raise ConfigError(f"{source} has config format {version!r}; this dynaplan reads "
+        raise ConfigError(f"{source} has config format {quoted(version)}; this dynaplan reads "
                           f"formats 1 and {FORMAT}")
     flat: dict[str, Any] = {}
     _flatten(data, (), flat, source)

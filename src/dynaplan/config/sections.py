@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynaplan import accel
-from dynaplan.errors import ConfigError
+from dynaplan.errors import ConfigError, quoted
 from dynaplan.planners import PLANNERS
 from dynaplan.types import (
     ACTIVATIONS,
@@ -34,6 +34,10 @@ from dynaplan.types import (
     WARM_STARTS,
     option,
 )
+
+MAX_SEED = 2**32 - 1
+"""The largest seed: numpy, torch and gymnasium all take seeds up to 2^32 - 1, and a run
+derives its generators' seeds from it."""
 
 
 def flag_of(section: Any, name: str) -> str:
@@ -48,7 +52,7 @@ def _check(section: Any, positive: tuple[str, ...] = (), at_least_zero: tuple[st
     for name in positive + at_least_zero:
         value, flag = getattr(section, name), flag_of(section, name)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{flag} must be an integer, got {value!r}")
+            raise ConfigError(f"{flag} must be an integer, got {quoted(value)}")
         if value <= 0 and name in positive:
             raise ConfigError(f"{flag} must be positive, got {value}")
         if value < 0:
@@ -56,15 +60,15 @@ def _check(section: Any, positive: tuple[str, ...] = (), at_least_zero: tuple[st
     for name in numbers:
         value, flag = getattr(section, name), flag_of(section, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{flag} must be a number, got {value!r}")
+            raise ConfigError(f"{flag} must be a number, got {quoted(value)}")
         if not math.isfinite(value):
-            raise ConfigError(f"{flag} must be a finite number, got {value!r}")
+            raise ConfigError(f"{flag} must be a finite number, got {quoted(value)}")
     for f in dataclasses.fields(section):
         choices = f.metadata.get("choices")
         value = getattr(section, f.name)
         if choices and value is not None and value not in choices:
             raise ConfigError(f"{f.metadata.get('flag', f.name)} must be one of "
-                              f"{', '.join(choices)}, got {value!r}")
+                              f"{', '.join(choices)}, got {quoted(value)}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class ModelConfig:
             raise ConfigError(f"input_noise must be >= 0, got {self.input_noise}")
         if not isinstance(self.ensemble, EnsembleConfig):
             raise ConfigError(f"model.ensemble must be an EnsembleConfig, got "
-                              f"{self.ensemble!r}")
+                              f"{quoted(self.ensemble)}")
         if self.dynamics != "mlp":
             self.ensemble.check_consistent()
 
@@ -191,7 +195,7 @@ class SpeedConfig:
         _check(self)
         for name in ("cuda_graph", "tf32"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be off or on, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be off or on, got {quoted(getattr(self, name))}")
 
     def accelerators(self) -> dict[str, tuple[str, str]]:
         """The accelerators these settings ask for: kind -> (option, value), as users
@@ -238,12 +242,16 @@ class TrainConfig:
         _check(self, positive=("iterations", "steps_per_iteration", "random_trajectories",
                                "eval_every"),
                at_least_zero=("eval_episodes", "video_every", "seed"))
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"seed must be at most {MAX_SEED} (2^32 - 1, what every "
+                              f"generator of a run takes), got {self.seed}")
         if not isinstance(self.env, str) or not self.env:
-            raise ConfigError(f"env must be a non-empty string, got {self.env!r}")
+            raise ConfigError(f"env must be a non-empty string, got {quoted(self.env)}")
         value = self.train_episode_steps
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value <= 0):
-            raise ConfigError(f"train_episode_steps must be a positive integer, got {value!r}")
+            raise ConfigError(f"train_episode_steps must be a positive integer, got "
+                              f"{quoted(value)}")
         for name, kind in (("model", ModelConfig), ("planner", PlannerConfig),
                            ("speed", SpeedConfig)):
             if not isinstance(getattr(self, name), kind):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dynaplan.errors import quoted
 from dynaplan.planners.base import Plan, Planner
 from dynaplan.planners.noise import white_noise
 from dynaplan.types import SAMPLINGS, option
@@ -61,7 +62,7 @@ class CEMOptions:
         if self.init_std is not None and not self.init_std > 0:
             raise ValueError("need init_std > 0 (or unset for the seed's uniform init)")
         if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {quoted(self.sampling)}")
 
 
 class CEMPlanner(Planner):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dynaplan.errors import quoted
 from dynaplan.planners.base import Plan, Planner
 from dynaplan.planners.noise import smooth_noise, white_noise
 from dynaplan.types import SAMPLINGS, option
@@ -51,7 +52,7 @@ class MPPIOptions:
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError("need 0 <= smoothing < 1")
         if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {quoted(self.sampling)}")
 
 
 def softmax_weights(returns: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -4,11 +4,12 @@ contract tests read. Adding a planner is one file beside these and one line here
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
 
-from dynaplan.errors import ConfigError
+from dynaplan.errors import ConfigError, quoted
 from dynaplan.planners.base import Planner
 from dynaplan.planners.cem import CEMPlanner
 from dynaplan.planners.icem import ICEMPlanner
@@ -29,7 +30,8 @@ def planner_class(name: str) -> type[Planner]:
     try:
         return PLANNERS[name]
     except KeyError:
-        raise ConfigError(f"unknown planner {name!r}; choose from {', '.join(PLANNERS)}") from None
+        raise ConfigError(f"unknown planner {quoted(name)}; choose from "
+                          f"{', '.join(PLANNERS)}") from None
 
 
 def planner_options(name: str) -> dict[str, object]:
@@ -42,12 +44,16 @@ def options_of(name: str, values: dict[str, object]) -> object:
     and invalid values are a one-line ConfigError."""
     unknown = sorted(set(values) - set(planner_options(name)))
     if unknown:
-        raise ConfigError(f"planner {name!r} has no option(s) {', '.join(unknown)}; "
+        raise ConfigError(f"planner {quoted(name)} has no option(s) {', '.join(unknown)}; "
                           f"it takes {', '.join(planner_options(name))}")
+    for key, value in values.items():  # NaN passes every range check: refused here
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"planner {quoted(name)}: {key} must be a finite number, got "
+                              f"{value}")
     try:
         return planner_class(name).Options(**values)
-    except ValueError as err:
-        raise ConfigError(f"planner {name!r}: {err}") from None
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"planner {quoted(name)}: {err}") from None
 
 
 def make_planner(
