@@ -32,11 +32,20 @@ from dynaplan.models import (
     RewardModel,
 )
 from dynaplan.models.fitting import adam
+from dynaplan.models.termination import TerminationModel
 from dynaplan.objective import ModelObjective
 from dynaplan.plan_memory import check_plan_memory
 from dynaplan.planners import PLANNERS, Planner
 from dynaplan.runstate import Generators
-from dynaplan.types import DYNAMICS_MODELS, Dynamics, Learnable, Objective
+from dynaplan.types import (
+    DYNAMICS_MODELS,
+    Dynamics,
+    Learnable,
+    Objective,
+    RewardFn,
+    Rollout,
+    TerminationFn,
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,6 +98,36 @@ def build_models(spec: EnvSpec, device: torch.device,
     dynamics = DYNAMICS[config.model.dynamics](spec, config).to(device)
     reward = RewardModel(spec.obs_dim, spec.action_dim).to(device)
     return dynamics, reward
+
+
+TERMINATION_SEED = 0x7E5
+"""A learned termination model's initial weights and fitting draws come from generators of
+their own, derived from the run's seed, so adding one changes no other draw of a run."""
+
+
+def learns_termination(config: TrainConfig) -> bool:
+    """Whether the run has a termination model: `termination: learned`, or `auto` for an
+    env with no termination function."""
+    t = config.model.termination
+    return t == "learned" or (t == "auto" and known_termination(config.env) is None)
+
+
+def build_termination(spec: EnvSpec, device: torch.device,
+                      config: TrainConfig) -> TerminationModel | None:
+    """A fresh termination model where the run learns one (initialized from a generator
+    of its own), else None."""
+    if not learns_termination(config):
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + TERMINATION_SEED)
+        model = TerminationModel(spec.obs_dim, spec.action_dim)
+    return model.to(device)
+
+
+def termination_fit_part(config: TrainConfig, model: TerminationModel) -> FitPart:
+    """How a termination model is fitted: Adam on minibatches of 256 without input noise,
+    on the run's train/validation split, with the reference gradient step."""
+    return FitPart("termination", model, adam(model.parameters(), 1e-3), Minibatches(256))
 
 
 def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
@@ -144,18 +183,36 @@ def build_objective(config: TrainConfig, dynamics: nn.Module, reward: RewardMode
     says (accel.select_rollout), on TF32 tensor cores with `tf32: on`."""
     m = config.model
     reward_fn = reward if m.reward == "learned" else planning_reward(config.env, m.reward)
-    termination = known_termination(config.env) if m.termination == "known" else None
+    termination = None if learns_termination(config) or m.termination == "none" else \
+        known_termination(config.env)
     if m.termination == "known" and termination is None:
         raise ConfigError(f"{config.env} has no known termination")
     planned = planning_dynamics(config, dynamics, generator)
     require_device(config, next(dynamics.parameters()).device)
+    rollout = _rollout(config, planned, reward_fn, termination, compile)
+    return ModelObjective(planned, reward_fn, termination, rollout=rollout)
+
+
+def _rollout(config: TrainConfig, planned: Dynamics, reward_fn: RewardFn,
+             termination: TerminationFn | None, compile: bool = False) -> Rollout:
     kernel = config.speed.rollout_kernel
     try:
-        rollout = accel.select_rollout(kernel, planned, reward_fn, termination,
-                                       compile=compile, tf32=config.speed.tf32)
+        return accel.select_rollout(kernel, planned, reward_fn, termination,
+                                    compile=compile, tf32=config.speed.tf32)
     except ValueError as err:
         raise ConfigError(f"--rollout-kernel {kernel}: {err}") from None
-    return ModelObjective(planned, reward_fn, termination, rollout=rollout)
+
+
+def plan_with_termination(config: TrainConfig, objective: ModelObjective,
+                          termination: TerminationModel) -> None:
+    """From now on `objective` stops its returns where the learned `termination` predicts
+    the episode ends (once that model was fit on data holding a termination). The rollout
+    is chosen again: one chosen without a termination may return only the sums."""
+    if objective.termination is termination:
+        return
+    objective.termination = termination
+    objective.rollout = _rollout(config, objective.dynamics, objective.reward, termination)
+    objective.refresh()
 
 
 def warm_start(config: TrainConfig) -> bool | None:
@@ -196,6 +253,23 @@ class RunParts:
     eval_objective: ModelObjective
     agent: MPCAgent
     eval_agent: MPCAgent
+    termination: TerminationModel | None = None
+    """The learned termination model, where the run learns one; its fit: `termination_fit`."""
+    termination_fit: FitPart | None = None
+
+    def objectives(self) -> list[ModelObjective]:
+        """The acting objective and, where it is another one, the evaluating one."""
+        if self.eval_objective is self.objective:
+            return [self.objective]
+        return [self.objective, self.eval_objective]
+
+    def plan_with_termination(self, config: TrainConfig) -> None:
+        """Stop predicted returns at the learned termination once it was fit on data
+        holding a termination (a no-op before, and for a run without one)."""
+        model = self.termination
+        if model is not None and bool(model.fitted):
+            for objective in self.objectives():
+                plan_with_termination(config, objective, model)
 
 
 def build_run(config: TrainConfig, spec: EnvSpec, device: torch.device,
@@ -215,4 +289,7 @@ def build_run(config: TrainConfig, spec: EnvSpec, device: torch.device,
     agent = MPCAgent(build_planner(config, objective, spec, generators.act), device, start)
     eval_agent = MPCAgent(build_planner(config, eval_objective, spec, generators.eval),
                           device, start)
-    return RunParts(dynamics, reward, parts, objective, eval_objective, agent, eval_agent)
+    termination = build_termination(spec, device, config)
+    termination_fit = None if termination is None else termination_fit_part(config, termination)
+    return RunParts(dynamics, reward, parts, objective, eval_objective, agent, eval_agent,
+                    termination, termination_fit)

@@ -16,7 +16,6 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -151,11 +150,12 @@ def load_latest(folder: Path, warn: Warn | None = None) -> Checkpoint | None:
 
 
 def load_models(folder: Path, dynamics: nn.Module, reward: nn.Module, warn: Warn | None = None,
-                iteration: int | None = None) -> Checkpoint:
+                iteration: int | None = None,
+                termination: nn.Module | None = None) -> Checkpoint:
     """Load a checkpoint's weights and normalizers into the models, in place, and return
     the checkpoint: the newest one that reads and fits the models (falling back past the
     others), or with `iteration` the one written after that iteration (it must still be
-    kept, and fit)."""
+    kept, and fit). `termination`: the run's learned termination model, loaded too."""
     if iteration is not None:
         path = folder / checkpoint_name(iteration)
         if path not in list_checkpoints(folder):
@@ -170,7 +170,7 @@ def load_models(folder: Path, dynamics: nn.Module, reward: nn.Module, warn: Warn
     last: CheckpointError | None = None
     for checkpoint in candidates:
         try:
-            load_state(checkpoint, dynamics, reward)
+            load_state(checkpoint, dynamics, reward, termination)
             return checkpoint
         except CheckpointError as exc:
             if iteration is not None:
@@ -183,12 +183,15 @@ def load_models(folder: Path, dynamics: nn.Module, reward: nn.Module, warn: Warn
     raise ConfigError(f"no checkpoint in {folder}")
 
 
-def load_state(checkpoint: Checkpoint, *models: Any) -> None:
-    """The checkpoint's dynamics and reward state_dicts into the models (strict: every key
-    and shape must fit), or a one-line CheckpointError."""
+def load_state(checkpoint: Checkpoint, dynamics: nn.Module, reward: nn.Module,
+               termination: nn.Module | None = None) -> None:
+    """The checkpoint's dynamics and reward (and learned termination) state_dicts into the
+    models (strict: every key and shape must fit), or a one-line CheckpointError."""
     try:
-        for name, model in zip(("dynamics", "reward"), models, strict=True):
-            model.load_state_dict(checkpoint.tensors[name])
+        dynamics.load_state_dict(checkpoint.tensors["dynamics"])
+        reward.load_state_dict(checkpoint.tensors["reward"])
+        if termination is not None:
+            termination.load_state_dict(checkpoint.tensors["termination"]["model"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {checkpoint.path / TENSORS_FILE} does not fit "
                               f"the models: {first_line(exc)}") from None

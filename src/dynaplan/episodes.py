@@ -42,6 +42,8 @@ class Episode:
     frames: list[np.ndarray] = field(default_factory=list)
     dropped: str | None = None
     """Why the environment broke the episode off (its transitions are not kept), or None."""
+    planned: list[float] = field(default_factory=list)
+    """Per step, the planner's predicted return of the plan it chose (planned episodes)."""
 
 
 class _EnvFault(Exception):
@@ -114,10 +116,12 @@ def play_episode(
     record: bool = False,
     seed: int | None = None,
     on_step: Callable[[], object] | None = None,
+    planned: Callable[[], float] | None = None,
 ) -> Episode:
     """One whole episode of `policy`, every transition added to `buffer`. If the
     environment fails, the episode's transitions are removed again and `dropped` says
-    why. With `record`, the episode keeps its rendered frames."""
+    why. With `record`, the episode keeps its rendered frames; with `planned`, what it
+    returns after each action (the planner's predicted return) goes to `Episode.planned`."""
     start = len(buffer)
     ep = Episode()
     try:
@@ -127,6 +131,8 @@ def play_episode(
         done = False
         while not done:
             action = policy(obs)
+            if planned is not None:
+                ep.planned.append(planned())
             next_obs, reward, terminated, truncated = _step(env, action, ep.length)
             buffer.add(obs, action, reward, next_obs, terminated, truncated)
             ep.ret += float(reward)
@@ -153,6 +159,7 @@ def _play_until(
     record: bool = False,
     seed: int | None = None,
     before_episode: Callable[[], object] | None = None,
+    planned: Callable[[], float] | None = None,
 ) -> list[Episode]:
     """Episodes until `done(kept episodes)`; returns every episode, dropped ones too.
     `seed` goes to the first reset only; `bar` counts kept steps (`per_step`) or kept
@@ -164,7 +171,8 @@ def _play_until(
     while not done(kept):
         if before_episode is not None:
             before_episode()
-        ep = play_episode(env, policy, buffer, record, seed if not episodes else None, on_step)
+        ep = play_episode(env, policy, buffer, record, seed if not episodes else None, on_step,
+                          planned)
         episodes.append(ep)
         if ep.dropped is None:
             kept.append(ep)
@@ -223,6 +231,7 @@ def run_episodes(
     return _play_until(
         env, agent.act, buffer, lambda kept: sum(e.length for e in kept) >= min_steps,
         warn, bar, per_step=True, record=record, seed=seed, before_episode=agent.reset,
+        planned=lambda: float(agent.last_predicted_return[0]),  # type: ignore[index]
     )
 
 
@@ -231,17 +240,20 @@ def evaluate(
     agent: MPCAgent,
     frames: list[np.ndarray] | None = None,
     warn: Warn = warn_stderr,
+    lengths: list[int] | None = None,
 ) -> list[float]:
     """One episode per env, reset with seeds EVAL_SEED_BASE + i, all planned in one batch
     per step. Returns the episode returns (nothing is stored); an episode whose env
     fails returns NaN, with a warning. With `frames`, the first env's rendered frames
-    are appended to it (that env must render rgb_array)."""
+    are appended to it (that env must render rgb_array); with `lengths`, each episode's
+    length in steps."""
     agent.reset()
     shape = envs[0].observation_space.shape
     assert shape is not None, "a Box observation space has a shape"
     obs_dim = shape[0]
     obs = np.zeros((len(envs), obs_dim), np.float32)
     returns = np.zeros(len(envs))
+    steps = np.zeros(len(envs), int)
     active = np.ones(len(envs), bool)
 
     def fail(i: int, fault: _EnvFault) -> None:
@@ -266,10 +278,13 @@ def evaluate(
                 fail(k, fault)
                 continue
             returns[k] += float(reward)
+            steps[k] += 1
             obs[k] = next_obs
             if frames is not None and k == 0:
                 frames.append(_frame(envs[0]))
             if terminated or truncated:
                 active[k] = False
         t += 1
+    if lengths is not None:
+        lengths.extend(int(n) for n in steps)
     return returns.tolist()

@@ -29,14 +29,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
-from dynaplan import record
-from dynaplan.build import build_run, checkpoint_optimizers, require_device, resolve_device
+from dynaplan import diagnostics, record
+from dynaplan.build import (
+    TERMINATION_SEED,
+    build_run,
+    checkpoint_optimizers,
+    planning_dynamics,
+    require_device,
+    resolve_device,
+)
 from dynaplan.checkpoint import Checkpoint, checkpoint_name, list_checkpoints, save_checkpoint
 from dynaplan.checkpoint_read import first_line, readable_checkpoints
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
+from dynaplan.data.buffer import Split
 from dynaplan.envs import make_env
 from dynaplan.episodes import Episode, Warn, collect_random, evaluate, run_episodes, warn_stderr
 from dynaplan.errors import CheckpointError, ConfigError, TrainingError
@@ -44,7 +53,7 @@ from dynaplan.interrupt import RunInterrupted, StopSignals
 from dynaplan.metrics import MetricsLog
 from dynaplan.models import FitResult, fit
 from dynaplan.models.fitting import finite
-from dynaplan.plots import plot_run
+from dynaplan.plots import plot_diagnostics, plot_run
 from dynaplan.runlock import RunLock
 from dynaplan.runs import (
     CHECKPOINTS,
@@ -212,11 +221,18 @@ class _Run:
         self._episodes = record.EpisodesLog(self.dir / EPISODES, self.history.episode_rows,
                                             self.dir)
 
+    def _termination(self) -> tuple[Any, torch.optim.Optimizer] | None:
+        """The learned termination model and its optimizer, where the run has one."""
+        part = self.parts.termination_fit
+        return None if part is None else (part.model, part.optimizer)
+
     def _restore(self, checkpoint: Checkpoint) -> None:
         parts = self.parts
         self.history = restore(checkpoint, self.config, self.device,
                                (parts.dynamics, parts.reward), checkpoint_optimizers(parts.fit),
-                               self.gens, (self.spec.obs_dim, self.spec.action_dim))
+                               self.gens, (self.spec.obs_dim, self.spec.action_dim),
+                               self._termination())
+        parts.plan_with_termination(self.config)
         self.buffer, self.last_done = checkpoint.buffer, checkpoint.iteration
         self._wall_before = float(self.history.counters["wall_s"])
 
@@ -233,15 +249,19 @@ class _Run:
 
     def _iteration(self, it: int, bar: tqdm) -> None:
         t0 = time.perf_counter()
-        fitted = self._fit(it)
+        fitted, split = self._fit(it)
+        terminations = self._fit_termination(it, split)
         recording = self._records_video(it)
         played = self._act(recording)
         row = record.metrics_row(it, len(self.buffer), played, fitted,
                                  self.parts.agent.latency_ms())
+        row.update(self._diagnose(it, played, terminations))
         evaluated = self._evaluates(it)
         if evaluated:
-            row.update(record.eval_columns(evaluate(self.eval_envs, self.parts.eval_agent,
-                                                    warn=self.warn)))
+            lengths: list[int] = []
+            returns = evaluate(self.eval_envs, self.parts.eval_agent, warn=self.warn,
+                               lengths=lengths)
+            row.update(record.eval_columns(returns, lengths))
         row["time/iteration_s"] = time.perf_counter() - t0
         kept = [ep for ep in played if ep.dropped is None]
         self._checkpoint(it, row, [[it, k, ep.length, ep.ret, ep.predicted_return]
@@ -251,17 +271,46 @@ class _Run:
                      fps=self.env.metadata.get("render_fps", 30), root=self.dir)
         record.report(self.echo, bar, row, kept, fitted)
 
-    def _fit(self, it: int) -> FitResult:
+    def _fit(self, it: int) -> tuple[FitResult, Split]:
         """Fit every model on all data so far; stop before a diverged model is used or
         saved; snapshot the new weights into the objectives."""
         split = self.buffer.split(self.config.model.valid_fraction, self.gens.split)
         fitted = fit(self.parts.fit, self.buffer.tensors(self.device), split,
                      self.config.model.epochs, self.gens.fit, self.progress)
         self._check_finite(it, fitted)
-        self.parts.objective.refresh()
-        if self.parts.eval_objective is not self.parts.objective:
-            self.parts.eval_objective.refresh()
-        return fitted
+        for objective in self.parts.objectives():
+            objective.refresh()
+        return fitted, split
+
+    def _fit_termination(self, it: int, split: Split) -> tuple[float, float]:
+        """Fit the learned termination model, where the run has one and the data hold a
+        termination, on the same split, with a generator of its own (seeded per
+        iteration); plan with it from then on. Its validation (precision, recall)."""
+        part, model = self.parts.termination_fit, self.parts.termination
+        if part is None or model is None or not self.buffer.terminated.any():
+            return float("nan"), float("nan")
+        generator = torch.Generator().manual_seed(self.config.seed + TERMINATION_SEED + it)
+        fitted = fit([part], self.buffer.tensors(self.device), split, self.config.model.epochs,
+                     generator, self.progress)
+        if not finite(fitted, (model,)):
+            raise TrainingError(f"the termination model's fit diverged at iteration {it} "
+                                f"(train loss {fitted.train['termination']:.3g}); stopped")
+        self.parts.plan_with_termination(self.config)
+        return diagnostics.termination_scores(model, self.buffer, split, self.device)
+
+    def _diagnose(self, it: int, played: list[Episode],
+                  terminations: tuple[float, float]) -> dict[str, float]:
+        """The iteration's model/ and planner/ diagnostics (diagnostics.py) on the
+        episodes it has just played, with particles of their own."""
+        segments, stop = [], len(self.buffer)
+        for ep in reversed([ep for ep in played if ep.dropped is None]):
+            segments.append(diagnostics.Segment(stop - ep.length, stop, np.asarray(ep.planned)))
+            stop -= ep.length
+        generator = torch.Generator(device=self.device).manual_seed(
+            self.config.seed + TERMINATION_SEED + 1 + it)
+        dynamics = planning_dynamics(self.config, self.parts.dynamics, generator)
+        return diagnostics.diagnose(dynamics, self.parts.reward, self.buffer, segments[::-1],
+                                    self.config.planner.horizon, self.device, terminations)
 
     def _records_video(self, it: int) -> bool:
         every = self.config.video_every
@@ -295,7 +344,8 @@ class _Run:
             parts = self.parts
             json_part, tensors = capture(self.config, self.device,
                                          (parts.dynamics, parts.reward),
-                                         checkpoint_optimizers(parts.fit), self.gens, history)
+                                         checkpoint_optimizers(parts.fit), self.gens, history,
+                                         self._termination())
             try:
                 save_checkpoint(self.dir / CHECKPOINTS, it, json_part, tensors, self.buffer,
                                 self.keep, root=self.dir)
@@ -323,12 +373,26 @@ class _Run:
             f"{fitted.train['dynamics']:.3g}, reward {fitted.train['reward']:.3g}); "
             f"stopped, {last} (try a smaller {lr})")
 
+    def _termination_used(self) -> str:
+        """What the planner stopped its returns at in the end: none, learned, known (or
+        the function the run was given)."""
+        used = self.parts.objective.termination
+        if used is None:
+            return "none"
+        if used is self.parts.termination:
+            return "learned"
+        return "known" if self.config.model.termination == "auto" else \
+            self.config.model.termination
+
     def _finish(self) -> RunResult:
         config = self.config
-        plot_run(record.columns(self.history.rows), self.dir / PLOTS,
-                 f"{config.env} - {config.planner.name} (seed {config.seed})", self.dir)
+        columns, title = record.columns(self.history.rows), \
+            f"{config.env} - {config.planner.name} (seed {config.seed})"
+        plot_run(columns, self.dir / PLOTS, title, self.dir)
+        plot_diagnostics(columns, self.dir / PLOTS / "diagnostics.png", title, self.dir)
         summary = record.summary(config, self.history, len(self.buffer), self._wall_s(),
-                                 self.device, self.parts.objective.kernel)
+                                 self.device, self.parts.objective.kernel,
+                                 self._termination_used())
         write_text(self.dir / SUMMARY, json.dumps(summary, indent=2) + "\n", self.dir)
         self.echo(f"run folder: {self.dir}")
         return RunResult(run_dir=self.dir, summary=summary)

@@ -7,6 +7,7 @@ import io
 import math
 from pathlib import Path
 
+from dynaplan.diagnostics import COLUMNS as DIAGNOSTICS
 from dynaplan.safe_files import write_text
 
 COLUMNS = (
@@ -20,9 +21,11 @@ COLUMNS = (
     "model/dynamics_valid_loss",
     "model/reward_train_loss",
     "model/reward_valid_loss",
+    *DIAGNOSTICS,
     "eval/return",
     "eval/return_min",
     "eval/return_max",
+    "eval/length",
     "time/fit_s",
     "time/plan_ms_p50",
     "time/plan_ms_p99",

@@ -76,6 +76,52 @@ def plot_run(metrics: Mapping[str, Sequence[float]], folder: Path, title: str,
     return paths
 
 
+def plot_diagnostics(metrics: Mapping[str, Sequence[float]], path: Path, title: str,
+                     root: Path | None = None) -> Path:
+    """diagnostics.png: per iteration, the dynamics model's open-loop error at 1, 5 and H
+    steps, the planner's predicted against the real return, the reward model's error and
+    the learned termination's precision and recall (diagnostics.py)."""
+    it = metrics["iteration"]
+    panels = [
+        ("Open-loop error (normalized RMS)", True,
+         [("model/open_loop_error_1", "1 step"), ("model/open_loop_error_5", "5 steps"),
+          ("model/open_loop_error_h", "H steps")]),
+        ("Return over H steps", False,
+         [("planner/predicted_return", "planned (predicted)"),
+          ("planner/real_return", "real (what followed)")]),
+        ("Reward model RMSE", True, [("model/reward_rmse", "reward model")]),
+        ("Learned termination (validation)", False,
+         [("model/termination_precision", "precision"),
+          ("model/termination_recall", "recall")]),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, (ylabel, log, curves) in zip(axes.flat, panels, strict=True):
+        drawn = False
+        for key, label in curves:
+            if key in metrics and _finite(metrics[key]):
+                x, y = _finite_points(it, metrics[key])
+                ax.plot(x, y, label=label, marker="." if len(x) < 30 else None)
+                drawn = True
+        if not drawn:
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center",
+                    transform=ax.transAxes, color="gray")
+        elif log and all(min(_finite_points(it, metrics[k])[1], default=1) > 0
+                         for k, _ in curves if k in metrics and _finite(metrics[k])):
+            ax.set_yscale("log")
+        if ylabel.startswith("Learned"):
+            ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("Iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, path, root)
+    return path
+
+
 def plot_comparison(
     curves: Mapping[str, Sequence[Sequence[float]]], path: Path, title: str, ylabel: str,
     root: Path | None = None,

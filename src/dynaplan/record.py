@@ -90,19 +90,26 @@ def report(echo: Callable[[str], object], bar: tqdm, row: dict[str, Any],
          f"(p99 {p99:.1f})")
 
 
-def eval_columns(returns: list[float]) -> dict[str, float]:
-    """eval/return (mean), its min and max over the episodes that did not fail (NaN)."""
+def eval_columns(returns: list[float], lengths: list[int] | None = None) -> dict[str, float]:
+    """eval/return (mean), its min and max over the episodes that did not fail (NaN), and
+    with `lengths` their mean length in steps (eval/length)."""
     values = np.asarray(returns)
-    ok = values[np.isfinite(values)]
+    good = np.isfinite(values)
+    ok = values[good]
     nan = float("nan")
-    return {"eval/return": float(np.mean(ok)) if ok.size else nan,
-            "eval/return_min": float(np.min(ok)) if ok.size else nan,
-            "eval/return_max": float(np.max(ok)) if ok.size else nan}
+    out = {"eval/return": float(np.mean(ok)) if ok.size else nan,
+           "eval/return_min": float(np.min(ok)) if ok.size else nan,
+           "eval/return_max": float(np.max(ok)) if ok.size else nan}
+    if lengths is not None:
+        out["eval/length"] = float(np.mean(np.asarray(lengths)[good])) if ok.size else nan
+    return out
 
 
 def summary(config: TrainConfig, history: History, env_steps: int, wall_s: float,
-            device: torch.device, rollout_kernel: str) -> dict[str, Any]:
-    """summary.json of a finished run."""
+            device: torch.device, rollout_kernel: str,
+            termination: str = "none") -> dict[str, Any]:
+    """summary.json of a finished run; `termination`: what the planner's returns stopped
+    at (none, known, learned, or the function given)."""
     rows = history.rows
     last = rows[-1]
     plan_ms = history.plan_ms or [float("nan")]
@@ -124,6 +131,7 @@ def summary(config: TrainConfig, history: History, env_steps: int, wall_s: float
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "rollout_kernel": rollout_kernel,  # what --rollout-kernel auto chose
+        "termination": termination,  # what --termination auto chose
     }
 
 

@@ -22,7 +22,14 @@ from torch import nn
 
 from dynaplan import accel
 from dynaplan.agent import MPCAgent
-from dynaplan.build import build_models, build_objective, build_planner, resolve_device
+from dynaplan.build import (
+    build_models,
+    build_objective,
+    build_planner,
+    build_termination,
+    plan_with_termination,
+    resolve_device,
+)
 from dynaplan.checkpoint import Checkpoint, list_checkpoints
 from dynaplan.checkpoint_read import load_models
 from dynaplan.config import TrainConfig, from_dict, to_dict
@@ -139,12 +146,17 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
     config = runnable_here(config, dev)
     _, spec = make_env(config.env)
     dynamics, reward = build_models(spec, dev, config)
-    checkpoint = load_models(run_dir / CHECKPOINTS, dynamics, reward, warn_stderr, iteration)
+    termination = build_termination(spec, dev, config)
+    checkpoint = load_models(run_dir / CHECKPOINTS, dynamics, reward, warn_stderr, iteration,
+                             termination)
     dynamics.eval()
     reward.eval()
     # an ensemble's particles draw from a generator of their own
     objective = build_objective(config, dynamics, reward,
                                 torch.Generator(device=dev).manual_seed(seed + 1))
+    if termination is not None and bool(termination.fitted):
+        termination.eval()
+        plan_with_termination(config, objective, termination)
     objective.refresh()
     gen = torch.Generator(device=dev).manual_seed(seed)
     agent = MPCAgent(build_planner(config, objective, spec, gen), dev)

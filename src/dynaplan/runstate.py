@@ -107,8 +107,10 @@ def capture(
     optimizers: Sequence[torch.optim.Optimizer],
     generators: Generators,
     history: History,
+    termination: tuple[nn.Module, torch.optim.Optimizer] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(state.json part, tensors.pt part) of the run as it is now."""
+    """(state.json part, tensors.pt part) of the run as it is now; `termination`: a
+    learned termination model and its optimizer, where the run has one."""
     numpy_states, torch_states = generators.state()
     dynamics, reward = models
     json_part = {
@@ -127,6 +129,10 @@ def capture(
         "rng": torch_states,
         "plan_ms": torch.tensor(history.plan_ms, dtype=torch.float64),
     }
+    if termination is not None:
+        model, optimizer = termination
+        tensors["termination"] = {"model": model.state_dict(),
+                                  "optimizer": optimizer.state_dict()}
     return json_part, tensors
 
 
@@ -138,11 +144,13 @@ def restore(
     optimizers: Sequence[torch.optim.Optimizer],
     generators: Generators,
     dims: tuple[int, int] | None = None,
+    termination: tuple[nn.Module, torch.optim.Optimizer] | None = None,
 ) -> History:
     """Put `checkpoint` into freshly built models, optimizers and generators; return the
     history it holds. The generators come last: building the models drew from torch's.
     Anything that does not fit the run (its device, its options, the shapes of its
-    tensors, the types of its rows and counters, its buffer's (obs, action) `dims`) is a
+    tensors, the types of its rows and counters, its buffer's (obs, action) `dims`, a
+    learned `termination` model and optimizer the run has and the checkpoint lacks) is a
     one-line CheckpointError, and the objects may then be half restored: rebuild them
     before trying another checkpoint."""
     state, tensors = checkpoint.state, checkpoint.tensors
@@ -174,12 +182,17 @@ def restore(
         reward.load_state_dict(tensors["reward"])
         for opt, opt_state in zip(optimizers, tensors["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
+        if termination is not None:
+            termination[0].load_state_dict(tensors["termination"]["model"])
+            termination[1].load_state_dict(tensors["termination"]["optimizer"])
         generators.restore(state["rng"], tensors["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CheckpointError(f"{where} does not fit this run: {first}") from None
     dynamics.eval()
     reward.eval()
+    if termination is not None:
+        termination[0].eval()
     return history
 
 

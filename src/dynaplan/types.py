@@ -41,8 +41,10 @@ DYNAMICS_MODELS = ("mlp", "ensemble", "deterministic-ensemble")
 REWARDS = ("learned", "known", "shaped")
 """What a run plans with: the learned reward model, the env's own reward, or a planning
 reward of ours for it (envs/rewards.py)."""
-TERMINATIONS = ("none", "known")
-"""Where predicted returns stop: never, or at the env's known termination."""
+TERMINATIONS = ("auto", "none", "known", "learned")
+"""Where predicted returns stop: never, at the env's known termination, at a learned
+termination model's, or auto (known where there is one, else learned once the data
+hold a termination)."""
 WARM_STARTS = ("auto", "on", "off")
 SWITCHES = ("off", "on")
 DEVICES = ("auto", "cpu", "cuda")

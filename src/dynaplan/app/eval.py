@@ -22,7 +22,8 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
     loaded = load_agent(run_dir, device, seed, iteration)
     envs = [make_env(loaded.config.env, render=video and i == 0)[0] for i in range(episodes)]
     frames: list[np.ndarray] | None = [] if video else None
-    returns = evaluate(envs, loaded.agent, frames)
+    lengths: list[int] = []
+    returns = evaluate(envs, loaded.agent, frames, lengths=lengths)
     p50, p99 = loaded.agent.latency_ms()
     result = {
         "run_dir": str(run_dir),
@@ -33,6 +34,7 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
         "return_min": float(np.min(returns)),
         "return_max": float(np.max(returns)),
         "returns": returns,
+        "lengths": lengths,
         "plan_ms_p50": p50,
         "plan_ms_p99": p99,
     }

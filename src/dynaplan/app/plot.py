@@ -10,7 +10,7 @@ import numpy as np
 
 from dynaplan.errors import ConfigError
 from dynaplan.metrics import read_metrics
-from dynaplan.plots import plot_comparison, plot_run
+from dynaplan.plots import plot_comparison, plot_diagnostics, plot_run
 from dynaplan.runs import METRICS, PLOTS
 
 
@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         runs.append((d, metrics))
         for path in plot_run(metrics, d / PLOTS, d.name):
             print(path)
+        if "model/open_loop_error_1" in metrics:  # runs of dynaplan before diagnostics lack it
+            print(plot_diagnostics(metrics, d / PLOTS / "diagnostics.png", d.name, d))
     if len(runs) > 1:
         def key(m: dict) -> str:
             return "eval/return" if np.isfinite(m["eval/return"]).any() else "train/return"

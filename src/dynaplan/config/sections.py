@@ -125,8 +125,11 @@ class ModelConfig:
                            choices=DYNAMICS_MODELS)
     reward: str = option("learned", "plan with the learned reward model, the env's known "
                          "reward or a shaped planning reward", choices=REWARDS)
-    termination: str = option("none", "stop predicted returns at the env's known "
-                              "termination (known) or never (none)", choices=TERMINATIONS)
+    termination: str = option("auto", "stop predicted returns at the env's known "
+                              "termination (known), at a learned termination model's "
+                              "(learned), never (none), or auto: known where the env has "
+                              "one, else learned once the data hold a termination",
+                              choices=TERMINATIONS)
     epochs: int = option(50, "passes over the training split per model fit")
     batch_size: int = option(2000, "minibatch size for fitting the MLPs")
     lr: float = option(3e-4, "Adam learning rate of the MLPs (dynamics and reward)")
