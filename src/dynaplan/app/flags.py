@@ -17,11 +17,12 @@ from dynaplan.config import (
     to_flat,
 )
 from dynaplan.config.flat import ALIASES
+from dynaplan.config.mapping import JsonMapping
 from dynaplan.errors import ConfigError
 from dynaplan.presets import PRESETS
 from dynaplan.runs import load_run_config
 
-_TYPES = {int: int, float: float, str: str, bool: str}
+_TYPES = {int: int, float: float, str: str, bool: str, JsonMapping: str}
 _OLDER = {new: old for old, new in ALIASES.items()}
 
 
@@ -39,6 +40,8 @@ def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ())
             "help": f"{takes}{opt.help} (default: {option_defaults(name)})"}
         if opt.kind is bool:
             kwargs["choices"] = ("off", "on")
+        elif opt.kind is JsonMapping:
+            kwargs["metavar"] = "JSON"
         elif name == "preset":
             kwargs["choices"] = PRESETS
         elif opt.choices:

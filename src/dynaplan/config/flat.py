@@ -5,7 +5,8 @@ stored form of a config (config.json, checkpoints), old flat files migrated.
 Every field of the sections is an option named by its `flag` metadata or its field name,
 and every option of every registered planner is one too (its help from the planner's
 options dataclass). Flags of on/off switches take "off" / "on" (YAML's booleans too).
-`cem_iterations` is the older name of `num_iterations` and still works.
+`cem_iterations` is the older name of `num_iterations` and still works. A mapping option
+(`env_kwargs`) takes a mapping, or JSON or YAML text of one after a flag.
 
 The planner sizes `num_sequences`, `num_iterations` and `num_elites` take the seed's values
 (100, 5, 10) in a run unless given, for every planner that has them, so planners compare at
@@ -21,6 +22,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from dynaplan.config.mapping import JsonMapping, mapping_value
 from dynaplan.config.sections import (
     EnsembleConfig,
     ModelConfig,
@@ -50,7 +52,8 @@ class Option:
     name)."""
     help: str
     kind: type
-    """int, float, str or bool (bool: given as off / on)."""
+    """int, float, str, bool (given as off / on) or JsonMapping (a mapping, or JSON or
+    YAML text of one)."""
     optional: bool
     choices: tuple[str, ...] | None
     default: Any
@@ -64,6 +67,11 @@ class Option:
         where = f"{source}: " if source else ""
         if value is None and self.optional:
             return None
+        if self.kind is JsonMapping:
+            try:
+                return mapping_value(value, self.name)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}{exc}") from None
         if self.kind is bool:
             value = {True: True, False: False, "on": True, "off": False}.get(value, value)
             if not isinstance(value, bool):
@@ -177,10 +185,11 @@ def config_from_values(values: dict[str, Any], source: str = "",
         if not isinstance(preset, str):
             raise ConfigError(f"{source or 'options'}: preset must be a string, got "
                               f"{quoted(preset)}")
+        from dynaplan.envs.ids import env_id
         from dynaplan.presets import preset_values
 
         env = clean.get("env") or OPTIONS["env"].default
-        clean = {**_names(preset_values(preset, env), "preset"), **clean}
+        clean = {**_names(preset_values(preset, env_id(str(env))), "preset"), **clean}
     typed = {name: OPTIONS[name].coerce(value, source) for name, value in clean.items()
              if not (value is None and OPTIONS[name].planners)}
     try:
@@ -225,8 +234,13 @@ def to_flat(config: TrainConfig) -> dict[str, Any]:
         value: Any = config
         for attr in opt.path:
             value = getattr(value, attr)
-        out[name] = _shown(opt, value) if opt.kind is bool else value
+        out[name] = _shown(opt, value) if opt.kind is bool else _plain(value)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON and YAML hold it (a mapping option's value as a plain dict)."""
+    return value.plain() if isinstance(value, JsonMapping) else value
 
 
 def replace_values(config: TrainConfig, **values: Any) -> TrainConfig:
@@ -236,7 +250,11 @@ def replace_values(config: TrainConfig, **values: Any) -> TrainConfig:
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:
     """The stored form (config.json, checkpoints): nested by section, with `format`."""
-    return {"format": FORMAT, **dataclasses.asdict(config)}
+    return {"format": FORMAT, **dataclasses.asdict(config, dict_factory=_plain_dict)}
+
+
+def _plain_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in items}
 
 
 def from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynaplan import accel
+from dynaplan.config.mapping import JsonMapping, mapping_value
 from dynaplan.errors import ConfigError, quoted
 from dynaplan.planners import PLANNERS
 from dynaplan.types import (
@@ -217,7 +218,11 @@ class TrainConfig:
     """Everything that defines a `dynaplan train` run (saved as config.json)."""
 
     env: str = option("Pendulum-v1", "gymnasium environment id (Box observation and action "
-                      "spaces)")
+                      "spaces), or module:EnvId (the module is imported first, which "
+                      "registers the id), or module:factory (a callable returning an env)")
+    env_kwargs: JsonMapping = option(JsonMapping(), "keyword arguments of the environment, "
+                                     "a JSON or YAML mapping passed to gym.make(env, **kwargs) "
+                                     "or the factory")
     preset: str | None = option(None, "option bundle (pets, icem, mppi, pets-paper); flags "
                                 "override its values", unset="none")
     iterations: int = option(100, "outer iterations of fit-then-act (Algorithm 1)")
@@ -250,6 +255,12 @@ class TrainConfig:
                               f"generator of a run takes), got {self.seed}")
         if not isinstance(self.env, str) or not self.env:
             raise ConfigError(f"env must be a non-empty string, got {quoted(self.env)}")
+        object.__setattr__(self, "env_kwargs", mapping_value(self.env_kwargs, "env_kwargs"))
+        reserved = [k for k in ("render_mode", "max_episode_steps") if k in self.env_kwargs]
+        if reserved:
+            raise ConfigError(f"env_kwargs must not set {reserved[0]}: dynaplan sets "
+                              "render_mode for videos and max_episode_steps from "
+                              "train_episode_steps")
         value = self.train_episode_steps
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value <= 0):
@@ -266,8 +277,9 @@ class TrainConfig:
                     "device cuda or auto"
                 raise ConfigError(f"{option_name} {shown} {reason} ({hint})")
         if self.model.termination == "known":
+            from dynaplan.envs.ids import env_id
             from dynaplan.envs.terminations import KNOWN_TERMINATIONS
 
-            if self.env not in KNOWN_TERMINATIONS:
+            if env_id(self.env) not in KNOWN_TERMINATIONS:
                 raise ConfigError(f"termination known: {self.env} has no known termination "
                                   f"(known for {', '.join(sorted(KNOWN_TERMINATIONS))})")
