@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynaplan.envs import make_env
 from dynaplan.envs import rewards as reward_registry
 from dynaplan.envs.terminations import inverted_pendulum_termination
 from dynaplan.runs import load_agent
@@ -73,7 +72,7 @@ def main() -> None:
         reward_registry.SHAPED_REWARDS["InvertedPendulum-v5"] = shaped(weights, args.x_max)
     run = load_agent(args.run, "cpu", seed=0, override=json.loads(args.override))
     model_error(run.checkpoint.path, run.dynamics)
-    env, _ = make_env(run.config.env)
+    env, _ = run.env.make()
     agent = run.agent
     for seed in args.reset_seeds:
         obs, _ = env.reset(seed=seed)

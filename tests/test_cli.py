@@ -70,11 +70,12 @@ def test_eval_loads_the_checkpoint(run_dir, capsys):
 
 
 def test_train_episode_steps_caps_training_episodes_only(tmp_path, monkeypatch):
-    import dynaplan.loop as loop
+    import dynaplan.envs.source as source
 
     made = []
-    real = loop.make_env
-    monkeypatch.setattr(loop, "make_env", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    real = source.make_env
+    monkeypatch.setattr(source, "make_env",
+                        lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     run = tmp_path / "run"
     assert main(["train", *TINY, "--train-episode-steps", "30", "--steps-per-iteration", "45",
                  "--eval-episodes", "1", "--out", str(run)]) == 0

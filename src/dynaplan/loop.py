@@ -10,6 +10,10 @@ generator (weight init), a numpy generator (train/valid split), one torch genera
 for fitting, acting and evaluating (so enabling evaluation does not change the training
 run), and the environment's and its action space's generators.
 
+The environments come from `envs.env_source`: the config's `env` and `env_kwargs`, or an
+id, factory or instance passed as `env=` (what the run records for it: envs/source.py).
+An instance is the training env only, so a run given one takes no evaluation episodes.
+
 After every iteration the whole state (runstate.py) is checkpointed (checkpoint.py), so
 `resume` continues a run from its last complete iteration and, on the same device and
 thread count, ends with the same metrics.csv (timing aside), episodes.csv and weights as
@@ -46,7 +50,8 @@ from dynaplan.checkpoint_read import first_line, readable_checkpoints
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
 from dynaplan.data.buffer import Split
-from dynaplan.envs import make_env
+from dynaplan.envs import EnvGiven, EnvSource, env_source
+from dynaplan.envs.make import renders
 from dynaplan.episodes import Episode, Warn, collect_random, evaluate, run_episodes, warn_stderr
 from dynaplan.errors import CheckpointError, ConfigError, TrainingError
 from dynaplan.interrupt import RunInterrupted, StopSignals
@@ -84,9 +89,16 @@ class RunResult:
 
 
 def train(config: TrainConfig, out: Path | None = None, progress: bool = True,
-          echo: Echo = print, keep_checkpoints: int = 2, warn: Warn = warn_stderr) -> RunResult:
-    """Run the whole loop in a new run folder; returns the folder and its summary."""
-    run = _Run(config, progress, echo, warn, keep_checkpoints)  # refuses before writing
+          echo: Echo = print, keep_checkpoints: int = 2, warn: Warn = warn_stderr,
+          env: EnvGiven | None = None) -> RunResult:
+    """Run the whole loop in a new run folder; returns the folder and its summary.
+    `env`: the environment instead of `config.env` (an id, a factory called once per env
+    the run needs, or an instance: the training env only); the run records it as its
+    `env` (envs/source.py: a factory importable by name is made again by the CLI)."""
+    source = env_source(config.env, config.env_kwargs, env)
+    if source.name != config.env:
+        config = dataclasses.replace(config, env=source.name)
+    run = _Run(config, source, progress, echo, warn, keep_checkpoints)  # refuses before writing
     try:
         run.dir = prepare_run_dir(out or default_run_dir(config))
         with RunLock(run.dir):
@@ -97,15 +109,21 @@ def train(config: TrainConfig, out: Path | None = None, progress: bool = True,
 
 
 def resume(run_dir: Path, config: TrainConfig | None = None, progress: bool = True,
-           echo: Echo = print, keep_checkpoints: int = 2, warn: Warn = warn_stderr) -> RunResult:
+           echo: Echo = print, keep_checkpoints: int = 2, warn: Warn = warn_stderr,
+           env: EnvGiven | None = None) -> RunResult:
     """Continue the run in `run_dir` from its newest readable checkpoint (from the start
     if it has none). `config`: the run's own config, with `iterations` possibly raised
-    to extend the run; any other difference is refused."""
+    to extend the run; any other difference is refused. `env`: the run's environment
+    again, where it was passed from Python (it must record as the run's `env`)."""
     saved = load_run_config(run_dir)
     config = config or saved
     if dataclasses.replace(config, iterations=saved.iterations) != saved:
         raise ConfigError(f"options differ from {run_dir / 'config.json'}; a resumed run "
                           "keeps its own options (only --iterations may change)")
+    source = env_source(config.env, config.env_kwargs, env)
+    if source.name != saved.env:
+        raise ConfigError(f"the environment given records as {source.name!r}, not as the "
+                          f"run's {saved.env!r}; a resumed run keeps its environment")
     with RunLock(run_dir):  # refused at once while another process writes the run
         pass
     candidates = readable_checkpoints(run_dir / CHECKPOINTS, warn)
@@ -117,7 +135,7 @@ def resume(run_dir: Path, config: TrainConfig | None = None, progress: bool = Tr
     summary = read_summary(run_dir)
     if checkpoint is not None and done == config.iterations == saved.iterations and summary:
         return RunResult(run_dir=run_dir, summary=summary, already_complete=True)
-    run = _Run(config, progress, echo, warn, keep_checkpoints)
+    run = _Run(config, source, progress, echo, warn, keep_checkpoints)
     try:
         run.dir = prepare_run_dir(run_dir, resuming=True)
         with RunLock(run_dir):
@@ -136,8 +154,8 @@ class _Run:
     """One run: its environments, generators and parts (build.RunParts), its data and its
     logs; `go` runs the iterations, each in the steps of `_iteration`."""
 
-    def __init__(self, config: TrainConfig, progress: bool, echo: Echo, warn: Warn,
-                 keep: int) -> None:
+    def __init__(self, config: TrainConfig, source: EnvSource, progress: bool, echo: Echo,
+                 warn: Warn, keep: int) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ConfigError(f"keep_checkpoints must be a positive integer, got {keep!r}")
         self.config, self.progress, self.echo, self.warn, self.keep = (
@@ -146,10 +164,21 @@ class _Run:
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
         require_device(config, self.device)  # refuse what cannot run before writing
-        self.env, self.spec = make_env(config.env, render=config.video_every > 0,
-                                       max_episode_steps=config.train_episode_steps)
-        self.eval_envs = [make_env(config.env)[0] for _ in range(config.eval_episodes)]
+        if source.instance is not None and config.eval_episodes > 0:
+            raise ConfigError(f"eval_episodes {config.eval_episodes}: the env instance "
+                              f"passed ({source.name}) is the training env only; pass a "
+                              "factory, a callable that returns a new env, to evaluate")
+        self.source = source
+        self.env, self.spec = source.make(render=config.video_every > 0,
+                                          max_episode_steps=config.train_episode_steps)
+        self.eval_envs: list = []
         try:
+            for _ in range(config.eval_episodes):
+                self.eval_envs.append(source.make()[0])
+            self.video = config.video_every > 0 and renders(self.env)
+            if config.video_every > 0 and not self.video:
+                warn(f"{config.env} does not render rgb_array frames (a factory takes a "
+                     "render_mode argument to do so): no videos")
             self._build()
         except BaseException:
             self.close()
@@ -165,9 +194,8 @@ class _Run:
         self.parts = build_run(self.config, self.spec, self.device, self.gens)
 
     def close(self) -> None:
-        self.env.close()
-        for env in self.eval_envs:
-            env.close()
+        for env in (self.env, *self.eval_envs):
+            self.source.close(env)
 
     def go(self, checkpoints: Iterator[Checkpoint]) -> RunResult:
         """Run from the first of `checkpoints` that fits the run (newest first; none: a
@@ -314,7 +342,7 @@ class _Run:
 
     def _records_video(self, it: int) -> bool:
         every = self.config.video_every
-        return every > 0 and ((it + 1) % every == 0 or it == self.config.iterations - 1)
+        return self.video and ((it + 1) % every == 0 or it == self.config.iterations - 1)
 
     def _act(self, recording: bool) -> list[Episode]:
         """Whole planned episodes until `steps_per_iteration` transitions were added;

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -34,18 +35,25 @@ from dynaplan.checkpoint import Checkpoint, list_checkpoints
 from dynaplan.checkpoint_read import load_models
 from dynaplan.config import TrainConfig, from_dict, to_dict
 from dynaplan.config.flat import replace_values
-from dynaplan.envs import EnvSpec, make_env
+from dynaplan.envs import EnvGiven, EnvSource, EnvSpec, env_source
 from dynaplan.episodes import warn_stderr
 from dynaplan.errors import ConfigError
 from dynaplan.safe_files import make_dirs, write_text
 
 CONFIG, METRICS, EPISODES, SUMMARY = "config.json", "metrics.csv", "episodes.csv", "summary.json"
 CHECKPOINTS, PLOTS, VIDEOS = "checkpoints", "plots", "videos"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def name_part(text: str) -> str:
+    """`text` as part of a folder name: a "module:EnvId" or namespaced "ns/Env-v0" env
+    names one folder, not a path (every character but letters, digits and ._+- as _)."""
+    return _UNSAFE.sub("_", text)
 
 
 def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return root / f"{config.env}__{config.planner.name}__s{config.seed}__{stamp}"
+    return root / f"{name_part(config.env)}__{config.planner.name}__s{config.seed}__{stamp}"
 
 
 def prepare_run_dir(path: Path, resuming: bool = False) -> Path:
@@ -124,6 +132,8 @@ class LoadedRun:
     reward: nn.Module
     checkpoint: Checkpoint
     agent: MPCAgent
+    env: EnvSource
+    """Makes the run's environment (or the one passed to `load_agent`) to act in."""
 
     @property
     def env_steps(self) -> int | None:
@@ -134,17 +144,21 @@ class LoadedRun:
 
 
 def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
-               iteration: int | None = None, override: dict | None = None) -> LoadedRun:
+               iteration: int | None = None, override: dict | None = None,
+               env: EnvGiven | None = None) -> LoadedRun:
     """Build the run's models, load a checkpoint into them (the newest, or the one of
     `iteration`) and wrap its planner in an agent. `override`: option values (as users
     write them: planner settings, for example) that replace the run's before anything is
-    built."""
+    built. `env`: the environment to act in (an id, a factory or an instance, with the
+    run's env kwargs for an id or a factory) instead of the run's own; a run whose env was
+    passed from Python needs it (envs/source.py)."""
     config = load_run_config(run_dir)
     if override:
         config = replace_values(config, **override)
     dev = resolve_device(device)
     config = runnable_here(config, dev)
-    _, spec = make_env(config.env)
+    source = env_source(config.env, config.env_kwargs, env)
+    spec = source.describe()
     dynamics, reward = build_models(spec, dev, config)
     termination = build_termination(spec, dev, config)
     checkpoint = load_models(run_dir / CHECKPOINTS, dynamics, reward, warn_stderr, iteration,
@@ -160,7 +174,7 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
     objective.refresh()
     gen = torch.Generator(device=dev).manual_seed(seed)
     agent = MPCAgent(build_planner(config, objective, spec, gen), dev)
-    return LoadedRun(config, spec, dynamics, reward, checkpoint, agent)
+    return LoadedRun(config, spec, dynamics, reward, checkpoint, agent, source)
 
 
 def code_version(where: Path | None = None) -> str:

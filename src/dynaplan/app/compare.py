@@ -18,6 +18,7 @@ from dynaplan.errors import ConfigError
 from dynaplan.loop import train
 from dynaplan.planners import PLANNERS
 from dynaplan.plots import plot_comparison
+from dynaplan.runs import name_part
 from dynaplan.safe_files import write_text
 
 
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     values = given_values(args)
     first = configs(values, args.planners[:1], args.seeds[:1])[args.planners[0], args.seeds[0]]
     out = Path(args.out) if args.out else Path("runs") / (
-        f"compare__{first.env}__{time.strftime('%Y%m%d-%H%M%S')}")
+        f"compare__{name_part(first.env)}__{time.strftime('%Y%m%d-%H%M%S')}")
     table = compare(values, args.planners, args.seeds, out, progress=not args.quiet,
                     echo=echo_for(args.quiet))
     print(table)

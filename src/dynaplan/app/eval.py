@@ -9,18 +9,38 @@ from pathlib import Path
 
 import numpy as np
 
-from dynaplan.envs import make_env
+from dynaplan.envs import EnvGiven
+from dynaplan.envs.make import renders
 from dynaplan.episodes import evaluate
 from dynaplan.errors import ConfigError
-from dynaplan.runs import VIDEOS, load_agent
+from dynaplan.runs import VIDEOS, LoadedRun, load_agent
 from dynaplan.types import DEVICES
 from dynaplan.video import save_mp4
 
 
 def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: str,
-                 iteration: int | None = None) -> dict:
-    loaded = load_agent(run_dir, device, seed, iteration)
-    envs = [make_env(loaded.config.env, render=video and i == 0)[0] for i in range(episodes)]
+                 iteration: int | None = None, env: EnvGiven | None = None) -> dict:
+    """`episodes` evaluation episodes of the run's checkpoint, planned as one batch; the
+    result as `dynaplan eval` prints it. `env`: what to act in instead of the run's own
+    environment (runs.load_agent); an env instance plays one episode."""
+    loaded = load_agent(run_dir, device, seed, iteration, env=env)
+    source = loaded.env
+    envs = []
+    try:
+        for i in range(episodes):
+            envs.append(source.make(render=video and i == 0)[0])
+        if video and not renders(envs[0]):
+            raise ConfigError(f"environment {source.name!r} does not render rgb_array frames "
+                              "(a factory takes a render_mode argument to do so); evaluate "
+                              "without --video")
+        return _evaluate(run_dir, loaded, envs, episodes, video, iteration)
+    finally:
+        for made in envs:
+            source.close(made)
+
+
+def _evaluate(run_dir: Path, loaded: LoadedRun, envs: list, episodes: int, video: bool,
+              iteration: int | None) -> dict:
     frames: list[np.ndarray] | None = [] if video else None
     lengths: list[int] = []
     returns = evaluate(envs, loaded.agent, frames, lengths=lengths)
@@ -43,8 +63,6 @@ def evaluate_run(run_dir: Path, episodes: int, video: bool, seed: int, device: s
         path = save_mp4(frames, run_dir / VIDEOS / name,
                         fps=envs[0].metadata.get("render_fps", 30), root=run_dir)
         result["video"] = str(path)
-    for env in envs:
-        env.close()
     return result
 
 

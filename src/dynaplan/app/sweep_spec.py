@@ -1,25 +1,25 @@
 """A sweep's spec and its trials: the spec's keys are train options (a list is a grid
 axis), every combination a trial with its own run folder name and config, and each
-trial's state in the sweep folder (new, unfinished, finished)."""
+trial's state in the sweep folder (new, unfinished, finished). A mapping option
+(`env_kwargs`) takes a mapping as its fixed value, and a list of mappings as an axis."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dynaplan.config import OPTIONS, TrainConfig, config_from_values, load_config_file, to_flat
 from dynaplan.config.flat import ALIASES
+from dynaplan.config.mapping import JsonMapping
 from dynaplan.errors import ConfigError
-from dynaplan.runs import CHECKPOINTS, SUMMARY, load_run_config
+from dynaplan.runs import CHECKPOINTS, SUMMARY, load_run_config, name_part
 
 # name parts that always appear, in this order; the other axes go between method and seed
 _FIRST = ("env", "preset", "planner")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 SWEEP_FILE = "sweep.json"
 
 
@@ -35,7 +35,8 @@ class Trial:
 def read_spec(path: Path) -> tuple[dict[str, Any], str | None]:
     """The spec's train values (keys with underscores) and its `out`, or a ConfigError
     naming the first key that is not a train flag or whose value is not a scalar or a
-    list of distinct scalars."""
+    list of distinct scalars (for a mapping option: a mapping or a list of distinct
+    mappings)."""
     data = load_config_file(path)
     known = set(OPTIONS) | set(ALIASES)
     values: dict[str, Any] = {}
@@ -52,22 +53,28 @@ def read_spec(path: Path) -> tuple[dict[str, Any], str | None]:
                               "flag)")
         if name in values:
             raise ConfigError(f"sweep spec {path}: key {key!r} is given twice")
+        mapping = OPTIONS[ALIASES.get(name, name)].kind is JsonMapping
         if isinstance(value, list):
             if not value:
                 raise ConfigError(f"sweep spec {path}: {key} is an empty list (no trials)")
-            if any(isinstance(v, (list, dict)) for v in value):
+            if mapping and not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"sweep spec {path}: {key} must be a mapping or a list "
+                                  "of mappings")
+            if not mapping and any(isinstance(v, (list, dict)) for v in value):
                 raise ConfigError(f"sweep spec {path}: {key} must list plain values")
-            if len({json.dumps(v) for v in value}) != len(value):
+            if len({json.dumps(v, sort_keys=True, default=str) for v in value}) != len(value):
                 raise ConfigError(f"sweep spec {path}: {key} lists a value twice")
-        elif isinstance(value, dict):
+        elif isinstance(value, dict) and not mapping:
             raise ConfigError(f"sweep spec {path}: {key} must be a value or a list of values")
         values[name] = value
     return values, out
 
 
 def _part(value: Any) -> str:
+    if isinstance(value, dict):  # a mapping axis: goal-0.5+scale-2, or none for {}
+        return "+".join(f"{_part(k)}-{_part(v)}" for k, v in sorted(value.items())) or "none"
     text = repr(value) if isinstance(value, float) else str(value)
-    return _UNSAFE.sub("_", text)
+    return name_part(text)
 
 
 def expand(values: dict[str, Any], source: str = "sweep spec") -> list[Trial]:
@@ -86,7 +93,7 @@ def expand(values: dict[str, Any], source: str = "sweep spec") -> list[Trial]:
         point = dict(zip(order, combo))
         config = config_from_values({**fixed, **point}, f"{source}, trial {_describe(point)}")
         parts = [config.env, point.get("preset", fixed.get("preset", config.planner.name))]
-        parts += [f"{k.replace('_', '-')}-{point[k]}" for k in order
+        parts += [f"{k.replace('_', '-')}-{_part(point[k])}" for k in order
                   if k not in ("env", "seed", method)]
         parts.append(f"s{config.seed}")
         name = "__".join(_part(p) for p in parts)
@@ -99,17 +106,22 @@ def expand(values: dict[str, Any], source: str = "sweep spec") -> list[Trial]:
 
 
 def _describe(point: dict[str, Any]) -> str:
-    return " ".join(f"{k.replace('_', '-')}={v}" for k, v in point.items()) or "(one trial)"
+    return " ".join(f"{k.replace('_', '-')}={_shown(v)}" for k, v in point.items()) \
+        or "(one trial)"
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else \
+        str(value)
 
 
 def check_environments(trials: list[Trial]) -> None:
-    """Create each environment once (and look up known rewards), so a bad env id or a
-    missing package is refused before any trial starts."""
-    from dynaplan.envs import make_env, planning_reward
+    """Create each environment once (with its env kwargs; and look up known rewards), so a
+    bad env id, missing package or bad kwarg is refused before any trial starts."""
+    from dynaplan.envs import env_source, planning_reward
 
-    for env_id in dict.fromkeys(t.config.env for t in trials):
-        env, _ = make_env(env_id)
-        env.close()
+    for env, kwargs in dict.fromkeys((t.config.env, t.config.env_kwargs) for t in trials):
+        env_source(env, kwargs).describe()
     for trial in trials:
         if trial.config.model.reward != "learned":
             planning_reward(trial.config.env, trial.config.model.reward)

@@ -1,16 +1,25 @@
-"""Environments: creation with clean errors, their shapes and bounds, known rewards."""
+"""Environments: creation with clean errors (ids, "module:id", factories, kwargs), their
+shapes and bounds, where a run's environments come from, known rewards."""
 
-from dynaplan.envs.make import EnvSpec, make_env
+from dynaplan.envs.ids import env_id
+from dynaplan.envs.make import EnvFactory, EnvSpec, make_env
 from dynaplan.envs.rewards import KNOWN_REWARDS, SHAPED_REWARDS, known_reward, planning_reward
+from dynaplan.envs.source import EnvGiven, EnvSource, env_source, recorded_name
 from dynaplan.envs.terminations import KNOWN_TERMINATIONS, known_termination
 
 __all__ = [
     "KNOWN_REWARDS",
     "KNOWN_TERMINATIONS",
     "SHAPED_REWARDS",
+    "EnvFactory",
+    "EnvGiven",
+    "EnvSource",
     "EnvSpec",
+    "env_id",
+    "env_source",
     "known_reward",
     "known_termination",
     "make_env",
     "planning_reward",
+    "recorded_name",
 ]

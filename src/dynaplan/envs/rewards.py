@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from dynaplan.envs.ids import env_id as id_of
 from dynaplan.envs.terminations import (
     inverted_pendulum_termination,
     mountain_car_continuous_termination,
@@ -104,7 +105,7 @@ def planning_reward(env_id: str, kind: str) -> RewardFn:
     if kind != "shaped":
         raise ConfigError(f"no {kind!r} reward function (known or shaped)")
     try:
-        return SHAPED_REWARDS[env_id]
+        return SHAPED_REWARDS[id_of(env_id)]
     except KeyError:
         raise ConfigError(
             f"no shaped reward for {env_id!r}; shaped rewards exist for "
@@ -115,7 +116,7 @@ def planning_reward(env_id: str, kind: str) -> RewardFn:
 def known_reward(env_id: str) -> RewardFn:
     """The registered reward of `env_id`, or a ConfigError naming those that exist."""
     try:
-        return KNOWN_REWARDS[env_id]
+        return KNOWN_REWARDS[id_of(env_id)]
     except KeyError:
         raise ConfigError(
             f"no known reward for {env_id!r}; known rewards exist for "

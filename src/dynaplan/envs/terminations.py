@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from dynaplan.envs.ids import env_id as id_of
 from dynaplan.types import TerminationFn
 
 
@@ -35,4 +36,4 @@ KNOWN_TERMINATIONS: dict[str, TerminationFn] = {
 
 def known_termination(env_id: str) -> TerminationFn | None:
     """The registered termination of `env_id`, or None for one that never terminates."""
-    return KNOWN_TERMINATIONS.get(env_id)
+    return KNOWN_TERMINATIONS.get(id_of(env_id))

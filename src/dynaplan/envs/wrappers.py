@@ -39,7 +39,8 @@ class XVelocityObservation(gym.Wrapper):
         return self._obs(obs, info["x_velocity"]), reward, terminated, truncated, info
 
 
-# environment id -> the wrapper `make_env` puts around it
+# environment id (the id part of a "module:EnvId" name) -> the wrapper `make_env` puts
+# around it
 OBSERVATION_WRAPPERS: dict[str, type[gym.Wrapper]] = {
     "HalfCheetah-v5": XVelocityObservation,
 }
