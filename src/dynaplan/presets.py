@@ -35,8 +35,8 @@ about 10-15 minutes on 2 CPU cores:
 - `num_sequences` 100 (10 elites) x 3 iterations for every action size: the samples do
   not grow with A because, without a known reward, the learned reward network (the
   seed's 512-256 MLP, not sized by any option) already costs more per plan call than the
-  ensemble, about 100 ms on one thread at 100 x 3 (docs/presets.md); 100 x 3 is also
-  what HalfCheetah-v5's 6 action dimensions were tuned with.
+  ensemble (Hopper-v5: about 60 of 85 ms on one thread; docs/presets.md); 100 x 3 is
+  also what HalfCheetah-v5's 6 action dimensions were tuned with.
 - `steps_per_iteration` 200 and, where T > 200, `train_episode_steps` 200: the models
   are refit every ~200 steps from the start, instead of after each whole 1,000-step
   episode; evaluation episodes keep the environment's own limit.
