@@ -46,7 +46,7 @@ def test_no_preset_keeps_the_seed_defaults():
 
 
 def test_unsupported_env_and_unknown_preset_are_refused():
-    with pytest.raises(ConfigError, match="no settings for Acrobot-v1"):
+    with pytest.raises(ConfigError, match="'Acrobot-v1' has a Discrete action space"):
         config_from_values({"preset": "pets", "env": "Acrobot-v1"})
     with pytest.raises(ConfigError, match="unknown preset 'pest'"):
         config_from_values({"preset": "pest"})
@@ -65,10 +65,10 @@ def test_cli_preset_then_config_file_then_flags(tmp_path, capsys):
     assert saved["num_sequences"] == 12 and saved["horizon"] == 3  # flags over both
 
 
-def test_cli_refuses_a_preset_without_settings_in_one_line(capsys):
+def test_cli_refuses_a_preset_for_an_env_it_cannot_plan_in_one_line(capsys):
     assert main(["train", "--preset", "pets", "--env", "CartPole-v1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "preset pets has no settings for CartPole-v1" in err[0]
+    assert len(err) == 1 and "'CartPole-v1' has a Discrete action space" in err[0]
 
 
 def test_return_mean_switch_reaches_cem_and_is_refused_by_mppi():

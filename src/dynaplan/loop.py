@@ -72,6 +72,7 @@ from dynaplan.runs import (
     prepare_run_dir,
     read_summary,
     write_config,
+    write_preset,
 )
 from dynaplan.runstate import Generators, History, capture, restore
 from dynaplan.safe_files import write_text
@@ -103,6 +104,9 @@ def train(config: TrainConfig, out: Path | None = None, progress: bool = True,
         run.dir = prepare_run_dir(out or default_run_dir(config))
         with RunLock(run.dir):
             write_config(run.dir, config)
+            line = write_preset(run.dir, config)
+            if line:
+                echo(line)
             return run.go(iter(()))
     finally:
         run.close()

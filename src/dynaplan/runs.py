@@ -2,6 +2,7 @@
 
     runs/<env>__<planner>__s<seed>__<timestamp>/
       config.json    the run's TrainConfig (config/flat.py's stored form)
+      preset.json    what its --preset set and what the user replaced (a run with a preset)
       metrics.csv    one row per iteration (metrics.py)
       episodes.csv   one row per training episode
       summary.json   written when the run completes
@@ -34,13 +35,14 @@ from dynaplan.build import (
 from dynaplan.checkpoint import Checkpoint, list_checkpoints
 from dynaplan.checkpoint_read import load_models
 from dynaplan.config import TrainConfig, from_dict, to_dict
-from dynaplan.config.flat import replace_values
+from dynaplan.config.flat import replace_values, to_flat
 from dynaplan.envs import EnvGiven, EnvSource, EnvSpec, env_source
 from dynaplan.episodes import warn_stderr
 from dynaplan.errors import ConfigError
 from dynaplan.safe_files import make_dirs, write_text
 
 CONFIG, METRICS, EPISODES, SUMMARY = "config.json", "metrics.csv", "episodes.csv", "summary.json"
+PRESET = "preset.json"
 CHECKPOINTS, PLOTS, VIDEOS = "checkpoints", "plots", "videos"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -84,6 +86,19 @@ def _crashed_start(path: Path) -> bool:
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:
     write_text(run_dir / CONFIG, json.dumps(to_dict(config), indent=2) + "\n", root=run_dir)
+
+
+def write_preset(run_dir: Path, config: TrainConfig) -> str | None:
+    """preset.json of a run with a preset (presets.applied: the values it set, their
+    sources, the ones the user replaced); returns the line the run prints, None without
+    a preset."""
+    if config.preset is None:
+        return None
+    from dynaplan.presets import applied, applied_line
+
+    record = applied(config.preset, config.env, to_flat(config), config.env_kwargs)
+    write_text(run_dir / PRESET, json.dumps(record, indent=2) + "\n", root=run_dir)
+    return applied_line(record)
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:

@@ -1,4 +1,5 @@
-"""`dynaplan train | compare | eval | plot | bench | sweep | report`: the command line.
+"""`dynaplan train | compare | eval | plot | bench | sweep | report | presets`: the command
+line.
 
 Each command is a module of this package with `add_parser` and `run`. Bad input ends with
 one line on stderr and exit status 2; a stop signal with the shell's status for it.
@@ -12,12 +13,12 @@ import sys
 from typing import NoReturn
 
 from dynaplan.accel.allocator import keep_freed_memory
-from dynaplan.app import bench, compare, eval, plot, report, sweep, train
+from dynaplan.app import bench, compare, eval, plot, presets, report, sweep, train
 from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.interrupt import SIGNALS, RunInterrupted
 
 COMMANDS = {"train": train, "compare": compare, "eval": eval, "plot": plot, "bench": bench,
-            "sweep": sweep, "report": report}
+            "sweep": sweep, "report": report, "presets": presets}
 
 
 class _Parser(argparse.ArgumentParser):

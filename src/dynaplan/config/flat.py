@@ -185,11 +185,11 @@ def config_from_values(values: dict[str, Any], source: str = "",
         if not isinstance(preset, str):
             raise ConfigError(f"{source or 'options'}: preset must be a string, got "
                               f"{quoted(preset)}")
-        from dynaplan.envs.ids import env_id
         from dynaplan.presets import preset_values
 
         env = clean.get("env") or OPTIONS["env"].default
-        clean = {**_names(preset_values(preset, env_id(str(env))), "preset"), **clean}
+        kwargs = OPTIONS["env_kwargs"].coerce(clean.get("env_kwargs") or {}, source)
+        clean = {**_names(preset_values(preset, str(env), kwargs), "preset"), **clean}
     typed = {name: OPTIONS[name].coerce(value, source) for name, value in clean.items()
              if not (value is None and OPTIONS[name].planners)}
     try:
