@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from dynaplan.agent import MPCAgent
-from dynaplan.envs import known_termination, planning_reward
+from dynaplan.envs import known_termination, resolve_reward
 from dynaplan.planners import make_planner
 
 ENV = "InvertedPendulum-v5"
@@ -68,7 +68,7 @@ def main() -> None:
     if args.planner == "cem":
         options.update(num_elites=10, alpha=0.1, return_mean=args.return_mean)
     env = gym.make(ENV)
-    planner = make_planner(args.planner, simulator_objective(planning_reward(ENV, args.reward)),
+    planner = make_planner(args.planner, simulator_objective(resolve_reward(ENV, args.reward)),
                            env.action_space.low, env.action_space.high, args.horizon,
                            torch.Generator().manual_seed(0), **options)
     agent = MPCAgent(planner, torch.device("cpu"), warm_start=True)

@@ -82,7 +82,8 @@ def test_discrete_action_space_is_refused():
 
 def test_known_reward_missing_is_an_error():
     assert "Swimmer-v5" in gym.registry
-    with pytest.raises(ConfigError, match="no known reward"):
+    with pytest.raises(ConfigError, match="Swimmer-v5 has no known reward .*--reward "
+                       "module:function or dynaplan.register_reward"):
         known_reward("Swimmer-v5")
 
 
@@ -101,9 +102,9 @@ def test_half_cheetah_observation_ends_with_the_step_x_velocity():
 
 
 def test_shaped_inverted_pendulum_reward_ranks_margins_and_is_zero_after_a_fall():
-    from dynaplan.envs import planning_reward
+    from dynaplan.envs import resolve_reward
 
-    shaped = planning_reward("InvertedPendulum-v5", "shaped")
+    shaped = resolve_reward("InvertedPendulum-v5", "shaped")
     obs, action, nxt, reward, term = random_transitions("InvertedPendulum-v5")
     r, dead = shaped(obs, action, nxt), term.bool()
     assert dead.any() and (~dead).any()
@@ -117,6 +118,6 @@ def test_shaped_inverted_pendulum_reward_ranks_margins_and_is_zero_after_a_fall(
     # the cart term separates positions near the middle of the rail too
     nearby = shaped(zero, torch.zeros(1, 1), torch.tensor([[0.2, 0.0, 0.0, 0.0]]))
     assert 1.0 - nearby.item() == pytest.approx(1.5 * 0.2**2)
-    assert planning_reward("InvertedPendulum-v5", "known") is known_reward("InvertedPendulum-v5")
-    with pytest.raises(ConfigError, match="no shaped reward for 'Pendulum-v1'"):
-        planning_reward("Pendulum-v1", "shaped")
+    assert resolve_reward("InvertedPendulum-v5", "known") is known_reward("InvertedPendulum-v5")
+    with pytest.raises(ConfigError, match="no shaped reward for Pendulum-v1"):
+        resolve_reward("Pendulum-v1", "shaped")

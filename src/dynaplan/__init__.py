@@ -2,8 +2,9 @@
 
 Learn a dynamics model and a reward model from interaction data, then plan through them
 with sampling-based optimizers (random shooting, CEM, iCEM, MPPI), replanning at every
-step. Names are loaded on first use, so importing a part (dynaplan.planners.cem, say)
-loads only what that part needs.
+step. `register_reward(env_id, fn)` and `register_termination(env_id, fn)` give an
+environment a known reward or termination (docs/rewards.md). Names are loaded on first
+use, so importing a part (dynaplan.planners.cem, say) loads only what that part needs.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from typing import Any
 
 from dynaplan.errors import ConfigError
 
-__all__ = ["ConfigError", "TrainConfig", "__version__"]
+__all__ = ["ConfigError", "TrainConfig", "__version__", "register_reward",
+           "register_termination"]
 __version__ = "0.1.0"
 
-_LAZY = {"TrainConfig": "dynaplan.config"}
+_LAZY = {"TrainConfig": "dynaplan.config",
+         "register_reward": "dynaplan.envs.functions",
+         "register_termination": "dynaplan.envs.functions"}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from torch import nn
 from dynaplan import accel
 from dynaplan.agent import MPCAgent
 from dynaplan.config import TrainConfig
-from dynaplan.envs import EnvSpec, known_termination, planning_reward
+from dynaplan.envs import EnvSpec, resolve_reward, resolve_termination
 from dynaplan.errors import ConfigError
 from dynaplan.models import (
     Bootstrap,
@@ -107,9 +107,9 @@ their own, derived from the run's seed, so adding one changes no other draw of a
 
 def learns_termination(config: TrainConfig) -> bool:
     """Whether the run has a termination model: `termination: learned`, or `auto` for an
-    env with no termination function."""
+    env with no known or registered termination function (envs/functions.py)."""
     t = config.model.termination
-    return t == "learned" or (t == "auto" and known_termination(config.env) is None)
+    return t == "learned" or (t == "auto" and resolve_termination(config.env, t) is None)
 
 
 def build_termination(spec: EnvSpec, device: torch.device,
@@ -177,16 +177,14 @@ def planning_dynamics(config: TrainConfig, dynamics: nn.Module,
 def build_objective(config: TrainConfig, dynamics: nn.Module, reward: RewardModel,
                     generator: torch.Generator | None = None,
                     compile: bool = False) -> ModelObjective:
-    """Plan with the learned reward model or, with `reward: known` or `shaped`, the env's
-    own reward or our planning reward for it (envs/rewards.py); stop returns at the env's
-    known termination with `termination: known`; the rollouts run as `rollout_kernel`
-    says (accel.select_rollout), on TF32 tensor cores with `tf32: on`."""
+    """Plan with the reward and termination the config names (envs/functions.py: the
+    learned reward model, the env's known or a shaped reward, a user's function; the
+    known termination, a user's, or none); the rollouts run as `rollout_kernel` says
+    (accel.select_rollout), on TF32 tensor cores with `tf32: on`."""
     m = config.model
-    reward_fn = reward if m.reward == "learned" else planning_reward(config.env, m.reward)
-    termination = None if learns_termination(config) or m.termination == "none" else \
-        known_termination(config.env)
-    if m.termination == "known" and termination is None:
-        raise ConfigError(f"{config.env} has no known termination")
+    chosen = resolve_reward(config.env, m.reward)
+    reward_fn = reward if chosen is None else chosen
+    termination = resolve_termination(config.env, m.termination)  # learned: plugged in later
     planned = planning_dynamics(config, dynamics, generator)
     require_device(config, next(dynamics.parameters()).device)
     rollout = _rollout(config, planned, reward_fn, termination, compile)

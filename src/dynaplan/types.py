@@ -40,11 +40,12 @@ DYNAMICS_MODELS = ("mlp", "ensemble", "deterministic-ensemble")
 """The dynamics model types a run can learn (built in build.py)."""
 REWARDS = ("learned", "known", "shaped")
 """What a run plans with: the learned reward model, the env's own reward, or a planning
-reward of ours for it (envs/rewards.py)."""
+reward of ours for it (envs/rewards.py); a `module:function` is a user's own
+(envs/functions.py)."""
 TERMINATIONS = ("auto", "none", "known", "learned")
-"""Where predicted returns stop: never, at the env's known termination, at a learned
-termination model's, or auto (known where there is one, else learned once the data
-hold a termination)."""
+"""Where predicted returns stop: never, at the env's known (or registered) termination, at
+a learned termination model's, or auto (known where there is one, else learned once the
+data hold a termination); a `module:function` is a user's own (envs/functions.py)."""
 WARM_STARTS = ("auto", "on", "off")
 SWITCHES = ("off", "on")
 DEVICES = ("auto", "cpu", "cuda")

@@ -44,6 +44,8 @@ def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ())
             kwargs["metavar"] = "JSON"
         elif name == "preset":
             kwargs["choices"] = PRESETS
+        elif opt.choices and opt.functions:  # any module:function too: checked by config
+            kwargs["metavar"] = "{" + ",".join((*opt.choices, "module:function")) + "}"
         elif opt.choices:
             kwargs["choices"] = opt.choices
         parser.add_argument(*flags, **kwargs)

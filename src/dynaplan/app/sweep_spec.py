@@ -116,15 +116,13 @@ def _shown(value: Any) -> str:
 
 
 def check_environments(trials: list[Trial]) -> None:
-    """Create each environment once (with its env kwargs; and look up known rewards), so a
-    bad env id, missing package or bad kwarg is refused before any trial starts."""
-    from dynaplan.envs import env_source, planning_reward
+    """Create each environment once (with its env kwargs), so a bad env id, missing
+    package or bad kwarg is refused before any trial starts (each trial's reward and
+    termination were resolved when its config was built)."""
+    from dynaplan.envs import env_source
 
     for env, kwargs in dict.fromkeys((t.config.env, t.config.env_kwargs) for t in trials):
         env_source(env, kwargs).describe()
-    for trial in trials:
-        if trial.config.model.reward != "learned":
-            planning_reward(trial.config.env, trial.config.model.reward)
 
 
 # -- which trials are left -----------------------------------------------------------------

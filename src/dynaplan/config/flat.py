@@ -61,6 +61,8 @@ class Option:
     """What an unset (None) value means, as --help says it."""
     planners: tuple[str, ...] = ()
     """For a planner option: the planners that take it."""
+    functions: bool = False
+    """A `module:function` is a value too, beside the choices (reward, termination)."""
 
     def coerce(self, value: Any, source: str = "") -> Any:
         """`value` as this option's type, or a one-line ConfigError naming the option."""
@@ -90,8 +92,11 @@ class Option:
         if self.kind is str and not isinstance(value, str):
             raise ConfigError(f"{where}{self.name} must be a string, got {quoted(value)}")
         if self.choices and value not in self.choices:
-            raise ConfigError(f"{where}{self.name} must be one of {', '.join(self.choices)}, "
-                              f"got {quoted(value)}")
+            if self.functions and ":" in value:
+                return value
+            also = " or module:function" if self.functions else ""
+            raise ConfigError(f"{where}{self.name} must be one of {', '.join(self.choices)}"
+                              f"{also}, got {quoted(value)}")
         return value
 
 
@@ -116,7 +121,8 @@ def _section_options(cls: type, path: tuple[str, ...]) -> list[Option]:
         default = f.default if f.default is not dataclasses.MISSING else None
         out.append(Option(f.metadata.get("flag", f.name), (*path, f.name), f.metadata["help"],
                           kind, optional, f.metadata.get("choices"), default,
-                          f.metadata.get("unset", "unset")))
+                          f.metadata.get("unset", "unset"),
+                          functions=f.metadata.get("functions", False)))
     return out
 
 

@@ -67,9 +67,16 @@ def _check(section: Any, positive: tuple[str, ...] = (), at_least_zero: tuple[st
     for f in dataclasses.fields(section):
         choices = f.metadata.get("choices")
         value = getattr(section, f.name)
-        if choices and value is not None and value not in choices:
-            raise ConfigError(f"{f.metadata.get('flag', f.name)} must be one of "
-                              f"{', '.join(choices)}, got {quoted(value)}")
+        if not choices or value is None or value in choices:
+            continue
+        if f.metadata.get("functions"):  # a word, or a user's module:function
+            if not (isinstance(value, str) and ":" in value):
+                raise ConfigError(f"{f.metadata.get('flag', f.name)} must be one of "
+                                  f"{', '.join(choices)} or module:function, got "
+                                  f"{quoted(value)}")
+            continue
+        raise ConfigError(f"{f.metadata.get('flag', f.name)} must be one of "
+                          f"{', '.join(choices)}, got {quoted(value)}")
 
 
 @dataclass(frozen=True)
@@ -125,12 +132,15 @@ class ModelConfig:
                            "(the ensemble_* options size both ensembles)",
                            choices=DYNAMICS_MODELS)
     reward: str = option("learned", "plan with the learned reward model, the env's known "
-                         "reward or a shaped planning reward", choices=REWARDS)
-    termination: str = option("auto", "stop predicted returns at the env's known "
-                              "termination (known), at a learned termination model's "
-                              "(learned), never (none), or auto: known where the env has "
-                              "one, else learned once the data hold a termination",
-                              choices=TERMINATIONS)
+                         "(or registered) reward, a shaped planning reward, or your own "
+                         "batched torch function module:function (docs/rewards.md)",
+                         choices=REWARDS, functions=True)
+    termination: str = option("auto", "stop predicted returns at the env's known (or "
+                              "registered) termination (known), at a learned termination "
+                              "model's (learned), never (none), at your own function's "
+                              "(module:function, docs/rewards.md), or auto: known where the "
+                              "env has one, else learned once the data hold a termination",
+                              choices=TERMINATIONS, functions=True)
     epochs: int = option(50, "passes over the training split per model fit")
     batch_size: int = option(2000, "minibatch size for fitting the MLPs")
     lr: float = option(3e-4, "Adam learning rate of the MLPs (dynamics and reward)")
@@ -276,10 +286,8 @@ class TrainConfig:
                 hint = "device cpu, or auto without CUDA" if accelerator == "native" else \
                     "device cuda or auto"
                 raise ConfigError(f"{option_name} {shown} {reason} ({hint})")
-        if self.model.termination == "known":
-            from dynaplan.envs.ids import env_id
-            from dynaplan.envs.terminations import KNOWN_TERMINATIONS
+        # a known one the env lacks, a module:function that does not import: refused here
+        from dynaplan.envs.functions import resolve_reward, resolve_termination
 
-            if env_id(self.env) not in KNOWN_TERMINATIONS:
-                raise ConfigError(f"termination known: {self.env} has no known termination "
-                                  f"(known for {', '.join(sorted(KNOWN_TERMINATIONS))})")
+        resolve_reward(self.env, self.model.reward)
+        resolve_termination(self.env, self.model.termination)

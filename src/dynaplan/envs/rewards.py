@@ -1,4 +1,5 @@
-"""Known reward functions in torch, keyed by environment id, and shaped planning rewards.
+"""Known reward functions in torch, keyed by environment id, and shaped planning rewards
+(envs/functions.py: which one a run plans with, and registering more).
 
 A reward function maps `(obs [..., O], action [..., A], next_obs [..., O]) -> reward [...]`.
 A known reward must equal the environment's own reward for the same transition (tested).
@@ -98,27 +99,14 @@ SHAPED_REWARDS: dict[str, RewardFn] = {
 }
 
 
-def planning_reward(env_id: str, kind: str) -> RewardFn:
-    """The reward a planner uses for `kind` "known" or "shaped", or a ConfigError."""
-    if kind == "known":
-        return known_reward(env_id)
-    if kind != "shaped":
-        raise ConfigError(f"no {kind!r} reward function (known or shaped)")
-    try:
-        return SHAPED_REWARDS[id_of(env_id)]
-    except KeyError:
-        raise ConfigError(
-            f"no shaped reward for {env_id!r}; shaped rewards exist for "
-            f"{', '.join(sorted(SHAPED_REWARDS))} (use --reward known or learned)"
-        ) from None
-
-
 def known_reward(env_id: str) -> RewardFn:
-    """The registered reward of `env_id`, or a ConfigError naming those that exist."""
+    """The known or registered reward of `env_id`, or a ConfigError naming those that
+    exist and how to give one."""
     try:
         return KNOWN_REWARDS[id_of(env_id)]
     except KeyError:
         raise ConfigError(
-            f"no known reward for {env_id!r}; known rewards exist for "
-            f"{', '.join(sorted(KNOWN_REWARDS))} (use --reward learned)"
+            f"reward known: {env_id} has no known reward (known for "
+            f"{', '.join(sorted(KNOWN_REWARDS))}); give one with --reward module:function "
+            "or dynaplan.register_reward(env_id, fn), or use --reward learned"
         ) from None
