@@ -51,6 +51,7 @@ from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
 from dynaplan.data.buffer import Split
 from dynaplan.envs import EnvGiven, EnvSource, env_source
+from dynaplan.envs.check import check_functions
 from dynaplan.envs.make import renders
 from dynaplan.episodes import Episode, Warn, collect_random, evaluate, run_episodes, warn_stderr
 from dynaplan.errors import CheckpointError, ConfigError, TrainingError
@@ -225,8 +226,9 @@ class _Run:
     def _start(self, checkpoints: Iterator[Checkpoint]) -> None:
         """Put the newest checkpoint that fits back into every part and generator (one
         that does not is passed over with a warning, the parts built afresh), or collect
-        the random data (a fresh run); (re)write the logs so they hold exactly the
-        checkpointed iterations."""
+        the random data (a fresh run); check the reward and termination functions the run
+        plans with on that data (envs/check.py); (re)write the logs so they hold exactly
+        the checkpointed iterations."""
         restored = False
         for checkpoint in checkpoints:
             # known before it is restored, so that a stop while it loads names the
@@ -249,6 +251,10 @@ class _Run:
                                         self.config.seed, self.progress, self._counting_warn())
             self.echo(f"random data: {len(self.buffer)} transitions, mean return "
                       f"{np.mean([e.ret for e in random_eps]):.1f}")
+        m = self.config.model  # the functions planned with, against the env's own values
+        check_functions(self.config.env, m.reward, m.termination,
+                        self.buffer.tensors(self.device), self.warn,
+                        "recorded" if restored else "random")
         self.metrics = MetricsLog(self.dir / METRICS, self.dir, self.history.rows)
         self._episodes = record.EpisodesLog(self.dir / EPISODES, self.history.episode_rows,
                                             self.dir)
