@@ -19,6 +19,7 @@ from conftest import TINY
 
 import dynaplan
 from dynaplan.app.cli import main
+from dynaplan.build import learns_termination
 from dynaplan.config import ModelConfig, TrainConfig, config_from_values
 from dynaplan.data import ReplayBuffer
 from dynaplan.envs import (
@@ -259,11 +260,13 @@ def test_register_reward_makes_known_work_and_agree(registry, tmp_path):
 
 def test_register_termination_makes_known_and_auto_use_it(registry):
     never = user_fn("never_termination")
-    assert resolve_termination("Reacher-v5", "auto") is None
+    auto = TrainConfig(env="Reacher-v5")
+    assert resolve_termination("Reacher-v5", "auto") is None and learns_termination(auto)
     dynaplan.register_termination("Reacher-v5", never)
     TrainConfig(env="Reacher-v5", model=ModelConfig(termination="known"))  # accepted now
     assert resolve_termination("Reacher-v5", "known") is never
-    assert resolve_termination("Reacher-v5", "auto") is never
+    assert resolve_termination("Reacher-v5", "auto") is never  # planned with, not learned
+    assert not learns_termination(auto)
 
 
 @pytest.mark.parametrize("env_id, fn, words", [
@@ -280,10 +283,12 @@ def test_register_refuses_bad_arguments(registry, env_id, fn, words):
 
 def test_termination_auto_is_the_default_and_means_known_where_there_is_one():
     assert TrainConfig().model.termination == "auto"
-    assert resolve_termination("Pendulum-v1", "auto") is None  # the default run: unchanged
+    assert resolve_termination("Pendulum-v1", "auto") is None  # a learned one there
     assert resolve_termination("InvertedPendulum-v5", "auto") is inverted_pendulum_termination
-    for word in ("none", "learned"):
+    for word in ("none", "learned"):  # none: never; learned: the model, not a function
         assert resolve_termination("InvertedPendulum-v5", word) is None
+    function = TrainConfig(model=ModelConfig(termination=f"{FNS}:never_termination"))
+    assert not learns_termination(function)
 
 
 def test_a_module_env_id_uses_the_id_after_the_last_colon():
