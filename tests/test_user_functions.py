@@ -291,5 +291,9 @@ def test_termination_auto_is_the_default_and_means_known_where_there_is_one():
     assert not learns_termination(function)
 
 
-def test_a_module_env_id_uses_the_id_after_the_last_colon():
+def test_functions_go_by_the_id_part_of_a_module_env(registry):
     assert resolve_reward("mypkg.envs:Pendulum-v1", "known") is pendulum_reward
+    never = user_fn("never_termination")
+    dynaplan.register_termination("mypkg.envs:MyEnv-v0", never)  # kept as MyEnv-v0
+    for name in ("MyEnv-v0", "other.module:MyEnv-v0", "from-python:MyEnv-v0"):
+        assert resolve_termination(name, "known") is never
