@@ -102,6 +102,9 @@ def test_options_go_over_a_config_and_presets_apply_to_options_only():
         {"preset": "pets", "env": "Pendulum-v1", "iterations": 3})
     with pytest.raises(dynaplan.ConfigError, match="a preset fills in options"):
         make_config(TrainConfig(), preset="pets")
+    with pytest.raises(dynaplan.ConfigError, match=r"no name makes from-python:\S*<lambda> again"):
+        make_config(env=lambda: toy_envs.make_toy(), preset="pets")  # a preset sizes by name
+    assert make_config(env=toy_envs.make_toy, preset="pets").env == "toy_envs:make_toy"
     with pytest.raises(dynaplan.ConfigError, match="config must be a TrainConfig"):
         make_config({"horizon": 3})  # type: ignore[arg-type]
 

@@ -27,6 +27,7 @@ from dynaplan.agent import MPCAgent
 from dynaplan.config import OPTIONS, TrainConfig, config_from_values
 from dynaplan.config.flat import ALIASES, replace_values
 from dynaplan.envs import EnvGiven, EnvSpec, recorded_name
+from dynaplan.envs.ids import passed_from_python
 from dynaplan.episodes import evaluate
 from dynaplan.errors import ConfigError, quoted
 from dynaplan.planners import Planner
@@ -81,6 +82,7 @@ def make_config(config: TrainConfig | None = None, env: EnvGiven | None = None,
     _option_names(options, "dynaplan.train")
     if env is not None:
         options["env"] = env if isinstance(env, str) else recorded_name(env)
+        _sizable(options)
     if config is None:
         return config_from_values(options, source="dynaplan.train")
     if not isinstance(config, TrainConfig):
@@ -90,6 +92,24 @@ def make_config(config: TrainConfig | None = None, env: EnvGiven | None = None,
         raise ConfigError("dynaplan.train: a preset fills in options, not a TrainConfig; "
                           "pass preset=... without config")
     return replace_values(config, **options) if options else config
+
+
+def _sizable(options: dict[str, Any]) -> None:
+    """A preset sizes its values from the environment, which it makes by name: refuse, in
+    words that say what to do, a preset for a factory or instance no name makes again
+    (envs/source.py) unless its id has tuned values."""
+    from dynaplan.presets import PRESETS, preset_values
+
+    name, preset = options["env"], options.get("preset")
+    if preset not in PRESETS or not passed_from_python(name):
+        return
+    try:
+        preset_values(preset, name, OPTIONS["env_kwargs"].coerce(options.get("env_kwargs") or {}))
+    except ConfigError:
+        raise ConfigError(f"dynaplan.train: preset {preset} is sized from the environment, "
+                          f"made by its name, and no name makes {name} again; pass a factory "
+                          "importable as module:function, or options without a preset (sizes: "
+                          "dynaplan presets --env ID)") from None
 
 
 def _echo(progress: bool) -> Any:
