@@ -97,6 +97,7 @@ def test_a_bad_load_option_is_refused(run):
 
 
 def test_options_go_over_a_config_and_presets_apply_to_options_only():
+    assert make_config() == TrainConfig()  # dynaplan.train() is `dynaplan train`: the seed's
     assert make_config(TrainConfig(), horizon=7).planner.horizon == 7
     assert make_config(preset="pets", env="Pendulum-v1", iterations=3) == config_from_values(
         {"preset": "pets", "env": "Pendulum-v1", "iterations": 3})
