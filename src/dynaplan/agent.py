@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from dynaplan.planners.base import Planner
 from dynaplan.types import FILLS, Plan
@@ -59,13 +60,14 @@ class MPCAgent:
         """Forget the previous plan: the next `act` plans cold. Call at episode start."""
         self._previous, self._ids = None, None
 
-    def act(self, obs: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+    def act(self, obs: ArrayLike, ids: np.ndarray | None = None) -> np.ndarray:
         """obs: [O] or [B, O] -> action [A] or [B, A] inside the action bounds.
 
         ids: [B] optional stable identifiers of the environments the rows come from
         (e.g. indices into a list of envs). When some episodes of a batch finished and
         only the active rows are passed, ids tell which previous plan continues which
         row. Without ids, a change of batch size drops the warm start."""
+        obs = np.asarray(obs)  # a list or a tensor on the CPU works too
         single = obs.ndim == 1
         start = time.perf_counter()
         x = torch.as_tensor(np.atleast_2d(obs), dtype=torch.float32).to(self.device)

@@ -81,8 +81,8 @@ def resolve(env: str) -> str | EnvFactory:
     "module:..." name imports its module first), or a one-line ConfigError."""
     if passed_from_python(env):
         raise ConfigError(f"environment {env!r} was passed from Python and no name makes it "
-                          "again: pass it again from Python (env=... of dynaplan.loop.train / "
-                          "resume, dynaplan.runs.load_agent, dynaplan.app.eval.evaluate_run)")
+                          "again: pass it again from Python (env=... of dynaplan.resume, "
+                          "dynaplan.load, or dynaplan.runs.load_agent)")
     if ":" not in env:
         if env not in gym.registry:
             raise ConfigError(f"unknown environment id {env!r}{_suggest(env)}")
