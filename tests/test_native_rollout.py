@@ -150,7 +150,8 @@ def test_train_on_the_kernel_by_default_and_eval(tmp_path, capsys):
         chosen.append(json.loads((out / "summary.json").read_text())["rollout_kernel"])
     assert chosen == ["torch", "native"]
     capsys.readouterr()
-    assert main(["eval", str(tmp_path / "default"), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(tmp_path / "default"), "--episodes", "1", "--json",
+                 "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
 
 
@@ -174,7 +175,7 @@ def test_a_native_run_evaluates_without_a_compiler(fresh_build, tmp_path, capsys
     capsys.readouterr()
     monkeypatch.setenv("CC", "no-such-compiler-here")  # evaluated elsewhere: the torch path
     native_build.reset()
-    assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(run), "--episodes", "1", "--json", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
 
 
