@@ -22,6 +22,12 @@ from dynaplan.errors import ConfigError
 from dynaplan.presets import PRESETS
 from dynaplan.runs import load_run_config
 
+SEED_EXERCISE = ("The seed exercise is the course exercise dynaplan started from: Algorithm 1 "
+                 "of Nagabandi et al. 2017 (fit a dynamics model, act with MPC through it, "
+                 "repeat) with a learned reward model, on Pendulum-v1; \"the seed's\" below "
+                 "means its choice.")
+"""Said once in each --help that speaks of the seed."""
+
 _TYPES = {int: int, float: float, str: str, bool: str, JsonMapping: str}
 _OLDER = {new: old for old, new in ALIASES.items()}
 
