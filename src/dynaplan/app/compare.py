@@ -80,12 +80,14 @@ def compare(
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare",
                        help="train several planners over several seeds; one figure and a table",
+                       usage="%(prog)s [--planners P ...] [--seeds S ...] [--out DIR] "
+                             "[train options]",
                        description="Train each planner with each seed and plot return per "
                                    "iteration: mean and min-max band over seeds. "
                                    + SEED_EXERCISE)
     p.add_argument("--planners", nargs="+", default=["cem", "random"],
                    choices=tuple(PLANNERS), help="planners to compare (default: cem random)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="S",
                    help="seeds per planner (default: 0 1 2)")
     add_train_flags(p, skip=("planner", "seed"))
     p.add_argument("--out", metavar="DIR",

@@ -19,6 +19,8 @@ from dynaplan.loop import resume, train
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train",
                        help="learn the models and act with MPC; writes a run folder (start here)",
+                       usage="%(prog)s [options]  (the train options below; none: the seed "
+                             "exercise)",
                        description="Learn a dynamics and a reward model, plan through "
                                    "them with MPC and write a run folder. With no flags it "
                                    "runs the seed exercise (Pendulum-v1, CEM, 100 iterations "
