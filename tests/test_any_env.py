@@ -66,7 +66,7 @@ def test_the_run_evaluates_and_resumes_from_the_cli(toy_run, tmp_path, capsys):
 
     run = tmp_path / "run"
     shutil.copytree(toy_run, run)
-    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    assert main(["eval", str(run), "--episodes", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["episodes"] == 2 and result["return_max"] < -5000  # the goal-30 env
     assert main(["train", "--resume", str(run), "--iterations", "2", "--quiet"]) == 0
@@ -123,7 +123,7 @@ def test_an_importable_factory_is_recorded_by_name_and_the_cli_uses_it(tmp_path,
     assert load_run_config(run).env == "toy_envs:make_toy"
     assert (run / "videos" / "iteration_0000.mp4").stat().st_size > 0  # it took render_mode
     assert float(metrics(run)[0]["eval/return"]) < -3000  # the eval envs got the kwargs
-    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert main(["eval", str(run), "--episodes", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["return_max"] < -3000
     assert main(["train", "--resume", str(run), "--iterations", "2", "--quiet"]) == 0
 

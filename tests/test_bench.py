@@ -122,3 +122,90 @@ def test_time_interleaved_takes_turns_and_appends():
     assert order == ["a", "b"] * 3 and [len(times[k]) for k in fns] == [3, 3]
     time_interleaved(fns, 2, into=times)
     assert [len(times[k]) for k in fns] == [5, 5] and all(t >= 0 for t in times["a"])
+
+
+# -- the seed's code: found, given, or skipped with one line --------------------------
+
+
+def tiny_bench(monkeypatch, capsys, *flags):
+    """`dynaplan bench` on the smallest budget (one setting that has a seed comparison,
+    one fit on 400 transitions): exit status, stderr, the JSON report."""
+    from dynaplan.app import bench
+
+    real_fit = bench.bench_fit
+    monkeypatch.setattr(bench, "bench_fit", lambda device, epochs: real_fit(
+        device, epochs, n=400, fits=1, probes_per_fit=1))
+    out = Path("bench.json").resolve()
+    code = main(["bench", "--settings", "b_seed_random", "--calls", "1", "--warmup", "0",
+                 "--fit-epochs", "1", "--loop-steps", "1", "--device", "cpu",
+                 "--json", str(out), *flags])
+    err = capsys.readouterr().err
+    return code, err, json.loads(out.read_text()) if out.is_file() else None
+
+
+def warnings_in(err):
+    return [ln for ln in err.splitlines() if ln.startswith("dynaplan: warning:")]
+
+
+def test_bench_without_a_seed_reference_says_so_once_and_times_the_rest(tmp_path, monkeypatch,
+                                                                        capsys):
+    monkeypatch.chdir(tmp_path)  # outside a checkout: no ../shared/anchors
+    monkeypatch.delenv("DYNAPLAN_SEED_REFERENCE", raising=False)
+    code, err, report = tiny_bench(monkeypatch, capsys)
+    assert code == 0 and "Traceback" not in err
+    [note] = warnings_in(err)
+    assert "no seed reference found" in note and "--seed-reference FILE" in note
+    assert report["seed_reference"] is None and "seed_ms_p50" not in report["settings"][0]
+    assert report["settings"][0]["ms_p50"] > 0 and report["fit"]["s_per_epoch"] > 0
+
+
+def test_bench_without_scikit_learn_skips_the_seed_comparison_in_one_line(tmp_path,
+                                                                           monkeypatch, capsys):
+    import sys
+
+    for name in ("sklearn", "sklearn.preprocessing"):  # `import sklearn` now fails
+        monkeypatch.setitem(sys.modules, name, None)
+    seed = tmp_path / "seed_reference.py"
+    seed.write_text("raise AssertionError('loaded although scikit-learn is missing')\n")
+    monkeypatch.chdir(tmp_path)
+    code, err, report = tiny_bench(monkeypatch, capsys, "--seed-reference", str(seed))
+    assert code == 0 and "Traceback" not in err
+    [note] = warnings_in(err)
+    assert "pip install scikit-learn" in note
+    assert report["seed_reference"] is None and "seed_ms_p50" not in report["settings"][0]
+
+
+def test_a_seed_reference_is_found_through_the_variable_and_a_missing_one_is_refused(
+        tmp_path, monkeypatch, capsys):
+    from dynaplan.app.bench_setup import seed_reference_path
+
+    monkeypatch.chdir(tmp_path)
+    seed = tmp_path / "mine.py"
+    seed.write_text("VALUE = 3\n")
+    monkeypatch.setenv("DYNAPLAN_SEED_REFERENCE", str(seed))
+    assert seed_reference_path(None) == (seed, None)
+    assert seed_reference_path("") == (None, None)  # '' skips, without a note
+    monkeypatch.setenv("DYNAPLAN_SEED_REFERENCE", str(tmp_path / "gone.py"))
+    assert main(["bench", "--device", "cpu"]) == 2
+    assert "$DYNAPLAN_SEED_REFERENCE: seed reference not found" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--seed-reference", "nowhere.py"]) == 2
+    assert "--seed-reference: seed reference not found: nowhere.py" in capsys.readouterr().err
+
+
+def test_a_seed_reference_loads_one_needing_a_package_is_skipped_a_broken_one_refused(
+        tmp_path):
+    from dynaplan.app.bench_setup import load_seed_reference
+    from dynaplan.errors import ConfigError
+
+    pytest.importorskip("sklearn")
+    mine = tmp_path / "mine.py"
+    mine.write_text("VALUE = 3\n")
+    assert load_seed_reference(mine)[0].VALUE == 3
+    needs = tmp_path / "needs.py"
+    needs.write_text("import no_such_package_here\n")
+    module, note = load_seed_reference(needs)
+    assert module is None and "'no_such_package_here'" in note
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    with pytest.raises(ConfigError, match="could not be loaded: SyntaxError"):
+        load_seed_reference(broken)

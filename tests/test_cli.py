@@ -62,11 +62,41 @@ def test_same_seed_same_metrics(run_dir, tmp_path):
 
 
 def test_eval_loads_the_checkpoint(run_dir, capsys):
-    assert main(["eval", str(run_dir), "--episodes", "2", "--video"]) == 0
+    assert main(["eval", str(run_dir), "--episodes", "2", "--json", "--video"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["episodes"] == 2 and len(result["returns"]) == 2
     assert result["checkpoint_iteration"] == 1
     assert (run_dir / "videos" / "eval.mp4").stat().st_size > 0
+
+
+def test_eval_prints_one_line_and_a_progress_bar_unless_quiet(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--episodes", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(run_dir), "--episodes", "2"]) == 0
+    out, err = capsys.readouterr()
+    # the same episodes as --json's (fixed reset seeds, the same planner seed), in words
+    low, high = min(result["returns"]), max(result["returns"])
+    assert out.splitlines() == [
+        f"Pendulum-v1, checkpoint of iteration 1 (600 env steps): return "
+        f"{result['return_mean']:.1f} mean over 2 episodes (min {low:.1f}, max {high:.1f}), "
+        f"plan {float(out.split('plan ')[1].split(' ms')[0]):.1f} ms p50"]
+    assert "eval 2 episodes" in err and "200/200" in err  # the bar: Pendulum's 200 steps
+    assert main(["eval", str(run_dir), "--episodes", "1", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "mean over 1 episode (" in out
+
+
+def test_eval_summary_counts_failed_episodes_and_names_the_video():
+    from dynaplan.app.eval import summary_line
+
+    result = {"checkpoint_iteration": 3, "env_steps": None, "returns": [-10.0, float("nan")],
+              "plan_ms_p50": 1.25, "video": "run/videos/eval.mp4"}
+    assert summary_line("Toy-v0", result) == (
+        "Toy-v0, checkpoint of iteration 3: return -10.0 mean over 1 episode (min -10.0, max "
+        "-10.0), 1 of 2 failed, plan 1.2 ms p50, video run/videos/eval.mp4")
+    result["returns"] = [float("nan")] * 2
+    assert summary_line("Toy-v0", result).startswith("Toy-v0, checkpoint of iteration 3: all 2 "
+                                                     "episodes failed")
 
 
 def test_train_episode_steps_caps_training_episodes_only(tmp_path, monkeypatch):
@@ -92,7 +122,7 @@ def test_train_episode_steps_caps_training_episodes_only(tmp_path, monkeypatch):
 def test_eval_of_one_iterations_checkpoint(run_dir, capsys):
     results = {}
     for args in (["--iteration", "0"], ["--iteration", "1"], []):
-        assert main(["eval", str(run_dir), "--episodes", "2", *args]) == 0
+        assert main(["eval", str(run_dir), "--episodes", "2", "--json", *args]) == 0
         results[tuple(args)] = json.loads(capsys.readouterr().out)
     first, second, newest = results.values()
     # the steps are the run's at the end of that iteration, as eval/return counts them

@@ -83,5 +83,5 @@ def test_a_run_with_it_trains_resumes_and_evaluates(tmp_path, capsys):
     assert main(["train", "--resume", str(part), "--iterations", "3", "--quiet"]) == 0
     assert read_rows(part / "metrics.csv") == read_rows(full / "metrics.csv")
     capsys.readouterr()
-    assert main(["eval", str(full), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(full), "--episodes", "1", "--json", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1

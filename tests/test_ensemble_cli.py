@@ -72,7 +72,7 @@ def _last_json(text):
 
 
 def test_eval_reports_the_ensemble_checkpoint(kept_run, capsys):
-    assert main(["eval", str(kept_run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(kept_run), "--episodes", "1", "--json", "--device", "cpu"]) == 0
     result = _last_json(capsys.readouterr().out)
     assert result["checkpoint_iteration"] == 2 and np.isfinite(result["return_mean"])
 

@@ -118,7 +118,7 @@ def test_a_missing_manifest_is_damage(reference, tmp_path, capsys):
     run = copy_run(reference, tmp_path)
     new = list_checkpoints(run / "checkpoints")[-1]
     (new / "manifest.json").unlink()
-    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert main(["eval", str(run), "--episodes", "1", "--json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["checkpoint_iteration"] == 2 and "manifest.json" in err
 
@@ -231,7 +231,7 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(command, reference,
         shutil.rmtree(run / blocked)
         (run / blocked).write_text("a file where a folder should be")
     args = {"plot": ["plot", str(run)],
-            "eval --video": ["eval", str(run), "--episodes", "1", "--video"],
+            "eval --video": ["eval", str(run), "--episodes", "1", "--video", "--quiet"],
             "report": ["report", str(run), "--out", str(run / "metrics.csv" / "r")]}[command]
     line = one_line(args, capsys)
     assert "cannot" in line

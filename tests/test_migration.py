@@ -57,7 +57,7 @@ def test_the_stored_form_round_trips():
 
 
 def test_an_old_run_evaluates(old_run, capsys):
-    assert main(["eval", str(old_run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(old_run), "--episodes", "1", "--json", "--device", "cpu"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["checkpoint_iteration"] == 1 and len(result["returns"]) == 1
 

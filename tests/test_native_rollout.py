@@ -130,6 +130,25 @@ def test_a_failing_compiler_is_one_line_leaves_nothing_and_runs_once(fresh_build
     assert list(fresh_build.glob("*")) == []
 
 
+@needs_kernel
+def test_a_kernel_that_cannot_be_built_is_one_warning_line_a_process(fresh_build, tmp_path,
+                                                                     monkeypatch, capsys):
+    cc = tmp_path / "broken-cc"
+    cc.write_text("#!/bin/sh\necho 'broken-cc: cannot compile anything' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "1", "--out", str(run)]) == 0
+    # the rollouts and the fits both asked for the kernel: one line says it is off, and why
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "kernel" in ln]
+    assert lines == ["dynaplan: warning: building the native rollout kernel failed: broken-cc: "
+                     "cannot compile anything; the CPU kernel is off in this process, so the "
+                     "automatic choice plans and fits through torch ops (slower)"]
+    assert json.loads((run / "summary.json").read_text())["rollout_kernel"] == "torch"
+    assert main(["eval", str(run), "--episodes", "1", "--quiet", "--device", "cpu"]) == 0
+    assert "kernel" not in capsys.readouterr().err  # once a process
+
+
 def test_no_compiler_or_cpu_is_refused_in_one_line(fresh_build, monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler-here")
     assert unavailable() == "the native rollout kernel needs a C compiler (cc or gcc, or $CC)"
@@ -150,7 +169,8 @@ def test_train_on_the_kernel_by_default_and_eval(tmp_path, capsys):
         chosen.append(json.loads((out / "summary.json").read_text())["rollout_kernel"])
     assert chosen == ["torch", "native"]
     capsys.readouterr()
-    assert main(["eval", str(tmp_path / "default"), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(tmp_path / "default"), "--episodes", "1", "--json",
+                 "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
 
 
@@ -174,7 +194,7 @@ def test_a_native_run_evaluates_without_a_compiler(fresh_build, tmp_path, capsys
     capsys.readouterr()
     monkeypatch.setenv("CC", "no-such-compiler-here")  # evaluated elsewhere: the torch path
     native_build.reset()
-    assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(run), "--episodes", "1", "--json", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
 
 

@@ -214,7 +214,7 @@ def damage(kind, folder, tmp_path):
 def test_eval_skips_a_damaged_newest_checkpoint(kind, reference, tmp_path, capsys):
     run = copy_run(reference, tmp_path)
     bad = damage(kind, list_checkpoints(run / "checkpoints")[-1], tmp_path)
-    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert main(["eval", str(run), "--episodes", "1", "--json", "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["checkpoint_iteration"] == 2
     assert err.count("\n") == 1 and str(bad) in err and "falling back" in err

@@ -122,7 +122,7 @@ def test_a_gpu_run_evaluates_on_the_cpu_without_its_gpu_settings(tmp_path, capsy
     capsys.readouterr()
     results = []
     for folder in (run, gpu_run):
-        assert main(["eval", str(folder), "--episodes", "1", "--device", "cpu"]) == 0
+        assert main(["eval", str(folder), "--episodes", "1", "--json", "--device", "cpu"]) == 0
         results.append(json.loads(capsys.readouterr().out))
     assert results[1]["returns"] == results[0]["returns"]
 

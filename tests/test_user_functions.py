@@ -114,7 +114,7 @@ def test_a_reward_function_from_the_command_line_plans_and_is_stored_as_given(fn
 
 def test_a_run_with_a_module_function_evaluates_and_resumes(fn_run, tmp_path, capsys):
     run, _ = fn_run
-    assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert main(["eval", str(run), "--episodes", "1", "--json", "--device", "cpu"]) == 0
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 1
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)

@@ -241,12 +241,14 @@ def evaluate(
     frames: list[np.ndarray] | None = None,
     warn: Warn = warn_stderr,
     lengths: list[int] | None = None,
+    on_step: Callable[[int], object] | None = None,
 ) -> list[float]:
     """One episode per env, reset with seeds EVAL_SEED_BASE + i, all planned in one batch
     per step. Returns the episode returns (nothing is stored); an episode whose env
     fails returns NaN, with a warning. With `frames`, the first env's rendered frames
     are appended to it (that env must render rgb_array); with `lengths`, each episode's
-    length in steps."""
+    length in steps; `on_step(running)` is called after each batched step with the number
+    of episodes still running (a progress bar)."""
     agent.reset()
     shape = envs[0].observation_space.shape
     assert shape is not None, "a Box observation space has a shape"
@@ -285,6 +287,8 @@ def evaluate(
             if terminated or truncated:
                 active[k] = False
         t += 1
+        if on_step is not None:
+            on_step(int(active.sum()))
     if lengths is not None:
         lengths.extend(int(n) for n in steps)
     return returns.tolist()

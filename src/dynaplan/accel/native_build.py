@@ -11,12 +11,18 @@ another (each writes a temporary file and renames it into place).
 
 The library is loaded after torch, so its dependency on libgomp.so.1 resolves to the
 OpenMP runtime torch already loaded: the kernel's threads are torch's threads.
+
+Where it cannot be built on a machine it could run on (no compiler, a compile error, a
+cache that cannot be written), a process says so once, as a logged warning with the
+reason: everything still runs, on the torch path, only slower. A platform or CPU it does
+not support is no surprise, so it is only logged at debug level.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -30,6 +36,7 @@ HEADERS = (Path(__file__).with_name("native_gemm.h"),)
 WHAT = "the native rollout kernel"  # in refusals
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
 LIBS = ["-lm"]
+_log = logging.getLogger(__name__)
 
 
 def _cpu() -> str:
@@ -53,14 +60,13 @@ def unavailable() -> str | None:
 
 
 def _unsupported() -> str | None:
-    """What rules the kernel out before any build: the platform, the CPU, no compiler."""
+    """What rules the kernel out on this machine whatever is installed: the platform, the
+    CPU."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return f"{WHAT} needs Linux on an x86-64 CPU"
     flags = _cpu().split()
     if flags and not {"avx2", "fma"} <= set(flags):
         return f"{WHAT} needs a CPU with AVX2 and FMA"
-    if _compiler() is None:
-        return f"{WHAT} needs a C compiler (cc or gcc, or $CC)"
     return None
 
 
@@ -93,7 +99,12 @@ def library() -> ctypes.CDLL:
     if not _loaded:
         try:
             _loaded.append(_load())
+        except _Unsupported as err:
+            _log.debug("%s", err)
+            _loaded.append(str(err))
         except RuntimeError as err:
+            _log.warning("%s; the CPU kernel is off in this process, so the automatic "
+                         "choice plans and fits through torch ops (slower)", err)
             _loaded.append(str(err))
     lib = _loaded[0]
     if isinstance(lib, str):
@@ -101,14 +112,21 @@ def library() -> ctypes.CDLL:
     return lib
 
 
+class _Unsupported(RuntimeError):
+    """This platform or CPU is not one the kernel is for."""
+
+
 def _load() -> ctypes.CDLL:
     reason = _unsupported()
     if reason is not None:
-        raise RuntimeError(reason)
+        raise _Unsupported(reason)
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError(f"{WHAT} needs a C compiler (cc or gcc, or $CC)")
     import torch  # noqa: F401  (loads torch's libgomp first, for the library to share)
 
     try:
-        lib = ctypes.CDLL(str(_build(_compiler() or "cc")))
+        lib = ctypes.CDLL(str(_build(cc)))
     except OSError as err:  # an unwritable cache, a library that does not load
         raise RuntimeError(f"{WHAT} could not be built or loaded: {err}") from None
     long, ptr = ctypes.c_long, ctypes.c_void_p

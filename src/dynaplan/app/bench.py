@@ -4,9 +4,10 @@ For each setting it times >= `calls` plan calls after warm-up and reports the me
 and p99, the FLOPs of one call counted from the layer shapes, and `floor_ms`: those
 FLOPs at the best matmul rate measured in the same process (a large square matmul, and
 the planner's own hidden layer shape). For the seed's settings, the seed's own planners
-(`cem_control` / `random_control` from seed_reference.py) run on networks of identical
-shapes with fitted scalers, interleaved call by call with dynaplan's. Also MPC steps per
-second and fitting seconds per epoch against their floor.
+(`cem_control` / `random_control` from seed_reference.py, where it is found: see
+bench_setup) run on networks of identical shapes with fitted scalers, interleaved call by
+call with dynaplan's. Also MPC steps per second and fitting seconds per epoch against
+their floor.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dynaplan.app.bench_setup import (
     CPU_SETTINGS,
     ENV,
     SEED_NET,
+    SEED_REFERENCE_VARIABLE,
     SETTINGS,
     Setting,
     build,
@@ -41,13 +43,16 @@ from dynaplan.app.bench_setup import (
     plan_gflop,
     random_data,
     seed_models,
+    seed_reference_path,
     setting_models,
 )
+from dynaplan.app.flags import SEED_EXERCISE
 from dynaplan.app.matmul_floor import MatmulProbe, square_probe, time_interleaved
 from dynaplan.app.output import echo_for
 from dynaplan.build import build_fit_parts, resolve_device
 from dynaplan.config import TrainConfig
 from dynaplan.envs import make_env
+from dynaplan.episodes import Warn, warn_stderr
 from dynaplan.errors import ConfigError
 from dynaplan.models import fit
 from dynaplan.types import DEVICES
@@ -185,16 +190,22 @@ def bench_fit(device, epochs: int, n: int = 20_000, fits: int = 5, probes_per_fi
 def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Path | None,
               compile: bool, fit_epochs: int, loop_steps: int, echo=print,
               settings: tuple[str, ...] | None = None, cuda_graph: bool = False,
-              tf32: bool = False, kernel: str = "auto") -> dict:
+              tf32: bool = False, kernel: str = "auto", warn: Warn = warn_stderr) -> dict:
     """All figures of `dynaplan bench`. settings: names from SETTINGS (default: all of
     them on a GPU, CPU_SETTINGS on a CPU); cuda_graph: plan through GraphedPlanner and
     time the plain planner beside it; tf32: every float32 matmul on a GPU (plans, floor
     probes and fits alike) on TF32 tensor cores, else in full float32; kernel: how the
     rollouts run, torch ops or one kernel a call (planners/objective.py KERNELS; a kernel's
-    plan calls are timed beside the torch path's)."""
+    plan calls are timed beside the torch path's); seed_reference: the seed's code to time
+    beside the seed's settings (None: not; one it cannot load for a missing package is
+    skipped with a `warn`)."""
     if settings is None:
         settings = tuple(s.name for s in SETTINGS) if device.type == "cuda" else CPU_SETTINGS
-    ref = load_seed_reference(seed_reference) if seed_reference else None
+    ref = None
+    if seed_reference is not None:
+        ref, note = load_seed_reference(seed_reference)
+        if note is not None:
+            warn(note)
     buf = random_data(2000)
     results = []
     with tf32_matmuls(tf32):
@@ -218,6 +229,7 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
         "tf32": tf32,
         "rollout_kernel": kernel,
         "calls": calls,
+        "seed_reference": str(seed_reference) if ref is not None else None,
         # the median of the square probes' rates beside each setting and the fits
         "square_matmul_gflops": float(np.median(
             [r["square_gflops"] for r in results] + [fit["square_gflops"]])),
@@ -228,18 +240,24 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="time planning against the matmul floor and the seed",
+    p = sub.add_parser("bench",
+                       help="time planning and fitting against this machine's matmul floor",
                        description="Time plan calls of the seed's settings and a PETS-sized "
-                                   "one, against this machine's matmul floor and the seed's "
-                                   "own planners; also MPC steps/s and fitting s/epoch.")
+                                   "one against this machine's matmul floor, and beside the "
+                                   "seed's own planners where its code is found; also MPC "
+                                   "steps/s and fitting s/epoch. " + SEED_EXERCISE)
     p.add_argument("--json", metavar="FILE", help="also write all figures as JSON")
     p.add_argument("--device", choices=DEVICES, default="auto",
-                   help="torch device; auto picks cuda when available")
-    p.add_argument("--calls", type=int, default=200, help="timed plan calls per setting")
-    p.add_argument("--warmup", type=int, default=10, help="untimed plan calls first")
-    p.add_argument("--seed-reference", metavar="PY",
-                   default="../shared/anchors/seed_reference.py",
-                   help="the seed's code to time side by side ('' to skip)")
+                   help="torch device; auto picks cuda when available (default: auto)")
+    p.add_argument("--calls", type=int, default=200,
+                   help="timed plan calls per setting (default: 200)")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="untimed plan calls first (default: 10)")
+    p.add_argument("--seed-reference", metavar="FILE",
+                   help="the seed's code as one Python file, timed beside dynaplan on the "
+                        "same networks; needs scikit-learn; '' skips it (default: the file "
+                        f"${SEED_REFERENCE_VARIABLE} names, else the development checkout's "
+                        "../shared/anchors copy, else none: skipped with a note)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the planning network first")
     p.add_argument("--cuda-graph", action="store_true",
@@ -251,14 +269,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the rollouts as the plain torch reference, as fused torch ops, one "
                         "Triton kernel a call (a CUDA device) or one native C kernel call "
                         "(the CPU); auto: native where it can run, else torch. A kernel's "
-                        "calls are timed beside the torch path's")
+                        "calls are timed beside the torch path's (default: auto)")
     p.add_argument("--settings", nargs="+", metavar="NAME",
                    help="settings to time: a_seed_cem b_seed_random c_pets_sized "
                         "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
                         "takes seconds per call)")
     p.add_argument("--fit-epochs", type=int, default=10,
-                   help="epochs per timed fit (5 fits; the seed fits 50 per iteration)")
-    p.add_argument("--loop-steps", type=int, default=200, help="timed MPC environment steps")
+                   help="epochs per timed fit (5 fits; the seed fits 50 per iteration) "
+                        "(default: 10)")
+    p.add_argument("--loop-steps", type=int, default=200,
+                   help="timed MPC environment steps (default: 200)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -280,10 +300,10 @@ def run(args: argparse.Namespace) -> int:
     for name in settings or ():
         if name not in names:
             raise ConfigError(f"unknown bench setting {name!r} (choose from {', '.join(names)})")
-    # the flags first, then the file: the default path is relative to the project folder
-    ref = Path(args.seed_reference) if args.seed_reference else None
-    if ref is not None and not ref.is_file():
-        raise ConfigError(f"seed reference not found: {ref} (pass --seed-reference '' to skip)")
+    # the flags first, then the file
+    ref, note = seed_reference_path(args.seed_reference)
+    if note is not None:
+        warn_stderr(note)
     report = run_bench(device, args.calls, args.warmup, ref, args.compile, args.fit_epochs,
                        args.loop_steps, echo=echo_for(False), settings=settings,
                        cuda_graph=args.cuda_graph, tf32=args.tf32, kernel=args.rollout_kernel)

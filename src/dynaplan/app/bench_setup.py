@@ -1,10 +1,17 @@
 """What `dynaplan bench` times: its settings, the models and planners it builds for
 them (on random Pendulum-v1 data), their FLOPs counted from the layer shapes, and the
-seed's own code loaded to run beside them."""
+seed's own code loaded to run beside them.
+
+The seed's code (seed_reference.py, the seed exercise as a plain script) does not ship
+with the package: it is the file `--seed-reference` names, else `$DYNAPLAN_SEED_REFERENCE`,
+else ../shared/anchors/seed_reference.py from a development checkout. Without it, or
+without scikit-learn (its scalers), bench times dynaplan alone after a one-line note.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +26,15 @@ from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
 from dynaplan.envs import known_reward, make_env
 from dynaplan.episodes import collect_random
-from dynaplan.errors import ConfigError
+from dynaplan.errors import ConfigError, quoted
 from dynaplan.models import DynamicsModel, EnsembleDynamics, GaussianEnsemble, RewardModel, fit
 from dynaplan.objective import ModelObjective
 from dynaplan.planners import make_planner
 
 ENV = "Pendulum-v1"
+SEED_REFERENCE_VARIABLE = "DYNAPLAN_SEED_REFERENCE"
+CHECKOUT_SEED_REFERENCE = Path("../shared/anchors/seed_reference.py")
+"""Where a development checkout keeps the seed's code, from the project folder."""
 SEED_NET: dict = {}  # the seed's 512-256 BatchNorm MLP (MLP defaults)
 PETS_NET = {"hidden": (200, 200, 200, 200), "batch_norm": False, "activation": "silu"}
 
@@ -144,13 +154,51 @@ def setting_planner(setting: Setting, objective, device: torch.device, cuda_grap
     return GraphedPlanner(planner) if cuda_graph else planner
 
 
+def seed_reference_path(given: str | None) -> tuple[Path | None, str | None]:
+    """(the seed's code, None), or (None, a one-line note why the comparison is skipped).
+    `given`: --seed-reference (None: not given; '': skip, without a note); else
+    $DYNAPLAN_SEED_REFERENCE, else the checkout's file if present. A file named by the
+    flag or the variable that is not there is a ConfigError."""
+    if given == "":
+        return None, None
+    source = "--seed-reference"
+    if given is None:
+        given, source = os.environ.get(SEED_REFERENCE_VARIABLE) or None, \
+            f"${SEED_REFERENCE_VARIABLE}"
+    if given is not None:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{source}: seed reference not found: {path} (pass "
+                              "--seed-reference '' to time without the seed's code)")
+        return path, None
+    if CHECKOUT_SEED_REFERENCE.is_file():
+        return CHECKOUT_SEED_REFERENCE, None
+    return None, ("timing without the seed's code (the seed comparison): no seed reference "
+                  f"found; give --seed-reference FILE or set ${SEED_REFERENCE_VARIABLE}")
+
+
 def load_seed_reference(path: Path):
+    """(the seed's code as a module, None), or (None, a one-line note) when a package it
+    needs is missing: scikit-learn, whose scalers it and `seed_models` use."""
+    skip = "timing without the seed's code (the seed comparison): it needs"
+    try:
+        import sklearn.preprocessing  # noqa: F401
+    except ImportError:
+        return None, f"{skip} scikit-learn (pip install scikit-learn)"
     spec = importlib.util.spec_from_file_location("seed_reference", path)
     if spec is None or spec.loader is None or not path.is_file():
         raise ConfigError(f"seed reference not found: {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as err:
+        name = err.name or str(err)
+        return None, f"{skip} the module {quoted(name)}, which is not installed"
+    except Exception as err:  # the file is not the seed's code
+        text = str(err).strip()
+        why = type(err).__name__ + (f": {text.splitlines()[0]}" if text else "")
+        raise ConfigError(f"seed reference {path} could not be loaded: {why}") from None
+    return module, None
 
 
 def seed_models(ref, buf: ReplayBuffer, dyn, rew):

@@ -12,13 +12,28 @@ import signal
 import sys
 from typing import NoReturn
 
+from dynaplan import __version__
 from dynaplan.accel.allocator import keep_freed_memory
 from dynaplan.app import bench, compare, eval, plot, presets, report, sweep, train
+from dynaplan.app.output import show_library_warnings
 from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.interrupt import SIGNALS, RunInterrupted
 
 COMMANDS = {"train": train, "compare": compare, "eval": eval, "plot": plot, "bench": bench,
             "sweep": sweep, "report": report, "presets": presets}
+
+
+ABOUT = """\
+Model-based reinforcement learning with model-predictive control: dynaplan learns a
+dynamics model and a reward model from interaction data and plans through them with a
+sampling-based optimizer (CEM, iCEM, MPPI or random shooting), replanning at every step."""
+
+FIRST_RUN = """\
+first run (Pendulum-v1, 2-6 minutes on a CPU):
+  dynaplan train --preset pets --eval-episodes 10 --eval-every 2 --out runs/first
+  dynaplan eval runs/first
+
+`dynaplan COMMAND --help` lists a command's options."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,10 +42,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dynaplan", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="dynaplan", usage="%(prog)s [-h] [-V] COMMAND [options]",
+                     epilog=FIRST_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-V", "--version", action="version", version=f"dynaplan {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                prog="dynaplan", metavar="COMMAND", help=argparse.SUPPRESS)
     for module in COMMANDS.values():
         module.add_parser(sub)
+    # each command's one-line help, listed here once (argparse's own listing is hidden)
+    lines = [f"  {a.dest:<9} {a.help}" for a in sub._choices_actions]
+    parser.description = "\n".join([ABOUT, "", "commands:", *lines])
     return parser
 
 
@@ -41,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2), as a return value
         return int(exc.code or 0)
     keep_freed_memory()  # no page faults for each batch's tensors (accel/allocator.py)
+    show_library_warnings()  # e.g. the native kernel's build failing, as `dynaplan: warning:`
     try:
         return COMMANDS[args.command].run(args)
     except (ConfigError, TrainingError) as exc:

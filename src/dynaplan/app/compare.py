@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dynaplan.app.flags import add_train_flags, given_values
+from dynaplan.app.flags import SEED_EXERCISE, add_train_flags, given_values
 from dynaplan.app.output import echo_for
 from dynaplan.config import TrainConfig, config_from_values
 from dynaplan.errors import ConfigError
@@ -78,12 +78,17 @@ def compare(
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="train several planners over several seeds, one figure",
+    p = sub.add_parser("compare",
+                       help="train several planners over several seeds; one figure and a table",
+                       usage="%(prog)s [--planners P ...] [--seeds S ...] [--out DIR] "
+                             "[train options]",
                        description="Train each planner with each seed and plot return per "
-                                   "iteration: mean and min-max band over seeds.")
+                                   "iteration: mean and min-max band over seeds. "
+                                   + SEED_EXERCISE)
     p.add_argument("--planners", nargs="+", default=["cem", "random"],
-                   choices=tuple(PLANNERS), help="planners to compare")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds per planner")
+                   choices=tuple(PLANNERS), help="planners to compare (default: cem random)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="S",
+                   help="seeds per planner (default: 0 1 2)")
     add_train_flags(p, skip=("planner", "seed"))
     p.add_argument("--out", metavar="DIR",
                    help="comparison folder (default: runs/compare__<env>__<time>)")

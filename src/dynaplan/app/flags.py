@@ -22,12 +22,27 @@ from dynaplan.errors import ConfigError
 from dynaplan.presets import PRESETS
 from dynaplan.runs import load_run_config
 
+SEED_EXERCISE = ("The seed exercise is the course exercise dynaplan started from: Algorithm 1 "
+                 "of Nagabandi et al. 2017 (fit a dynamics model, act with MPC through it, "
+                 "repeat) with a learned reward model, on Pendulum-v1; \"the seed's\" below "
+                 "means its choice.")
+"""Said once in each --help that speaks of the seed."""
+
 _TYPES = {int: int, float: float, str: str, bool: str, JsonMapping: str}
 _OLDER = {new: old for old, new in ALIASES.items()}
+_GROUPS = {(): "environment, data and evaluation",
+           ("model",): "models and their fit",
+           ("model", "ensemble"): "ensemble (--dynamics ensemble or deterministic-ensemble)",
+           ("planner",): "planner",
+           ("planner", "options"): "planner options (each names the planners that take it)",
+           ("speed",): "speed (the same computation, faster)"}
+"""--help's sections: the config's, by where an option lives."""
 
 
 def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """A flag for every train option (but those in `skip`), then --config and --quiet."""
+    """A flag for every train option (but those in `skip`), in one --help section per
+    config section, then --config and --quiet."""
+    groups = {path: parser.add_argument_group(title) for path, title in _GROUPS.items()}
     for name, opt in OPTIONS.items():
         if name in skip:
             continue
@@ -48,11 +63,14 @@ def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ())
             kwargs["metavar"] = "{" + ",".join((*opt.choices, "module:function")) + "}"
         elif opt.choices:
             kwargs["choices"] = opt.choices
-        parser.add_argument(*flags, **kwargs)
-    parser.add_argument("--config", metavar="FILE",
-                        help="YAML or JSON file of train options; flags override it")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars or per-episode lines")
+        elif opt.kind in (int, float):  # short: the help says what the number is
+            kwargs["metavar"] = "N" if opt.kind is int else "X"
+        groups[opt.path[:-1]].add_argument(*flags, **kwargs)
+    given = parser.add_argument_group("config file and output")
+    given.add_argument("--config", metavar="FILE",
+                       help="YAML or JSON file of train options; flags override it")
+    given.add_argument("--quiet", action="store_true",
+                       help="no progress bars or per-episode lines")
 
 
 def given_values(args: argparse.Namespace, **override: Any) -> dict[str, Any]:

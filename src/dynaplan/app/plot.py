@@ -15,12 +15,13 @@ from dynaplan.runs import METRICS, PLOTS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="redraw figures from metrics.csv",
+    p = sub.add_parser("plot", help="redraw a run's figures from its metrics.csv",
                        description="Redraw each run's figures into RUN_DIR/plots; with "
                                    "several runs also one overlay of their returns.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders with metrics.csv")
     p.add_argument("--out", metavar="FILE", default="returns_overlay.png",
-                   help="overlay figure path when several runs are given")
+                   help="overlay figure path when several runs are given (default: "
+                        "returns_overlay.png in the current folder)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from dynaplan.presets import (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("presets", help="list the --preset bundles and the values they set",
+    p = sub.add_parser("presets", help="list the --preset option bundles and the values they set",
                        description="List the --preset bundles: their shared values and "
                                    "sizing rules, or with --env the exact values for one "
                                    "environment.")

@@ -161,8 +161,8 @@ def _write(out: Path, record: dict[str, Any]) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a grid of train runs (envs x planners x seeds ...), "
-                                     "on Ray when installed",
+    p = sub.add_parser("sweep", help="run a grid of train runs from a YAML file (on Ray when "
+                                     "installed)",
                        description="Run every combination of a YAML spec's list values (keys: "
                                    "train flags; `out`: the sweep folder), one run folder per "
                                    "trial. Run again to skip finished trials and resume "

@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dynaplan.app.flags import add_train_flags, config_from_args, resumed_config
+from dynaplan.app.flags import (
+    SEED_EXERCISE,
+    add_train_flags,
+    config_from_args,
+    resumed_config,
+)
 from dynaplan.app.output import echo_for
 from dynaplan.errors import ConfigError
 from dynaplan.loop import resume, train
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="learn models and act with MPC (the seed exercise)",
-                       description="Learn dynamics and reward models, plan with MPC, "
-                                   "write a run folder. No flags = the seed exercise.")
+    p = sub.add_parser("train",
+                       help="learn the models and act with MPC; writes a run folder (start here)",
+                       usage="%(prog)s [options]  (the train options below; none: the seed "
+                             "exercise)",
+                       description="Learn a dynamics and a reward model, plan through "
+                                   "them with MPC and write a run folder. With no flags it "
+                                   "runs the seed exercise (Pendulum-v1, CEM, 100 iterations "
+                                   "of 200 steps, seed 123). " + SEED_EXERCISE)
     add_train_flags(p)
     p.add_argument("--out", metavar="DIR",
                    help="run folder (default: runs/<env>__<planner>__s<seed>__<time>)")
