@@ -10,6 +10,7 @@ use, so importing a part (dynaplan.planners.cem, say) loads only what that part 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from dynaplan.errors import ConfigError
@@ -17,6 +18,9 @@ from dynaplan.errors import ConfigError
 __all__ = ["ConfigError", "TrainConfig", "__version__", "register_reward",
            "register_termination"]
 __version__ = "0.1.0"
+
+# quiet until the user (or the command line) configures logging (dynaplan/logs.py)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {"TrainConfig": "dynaplan.config",
          "register_reward": "dynaplan.envs.functions",

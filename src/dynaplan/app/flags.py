@@ -27,7 +27,7 @@ _OLDER = {new: old for old, new in ALIASES.items()}
 
 
 def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """A flag for every train option (but those in `skip`), then --config and --quiet."""
+    """A flag for every train option (but those in `skip`), then --config, --quiet and -v."""
     for name, opt in OPTIONS.items():
         if name in skip:
             continue
@@ -51,8 +51,11 @@ def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ())
         parser.add_argument(*flags, **kwargs)
     parser.add_argument("--config", metavar="FILE",
                         help="YAML or JSON file of train options; flags override it")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars or per-episode lines")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true",
+                       help="warnings only: no progress bars, no per-iteration lines")
+    shown.add_argument("-v", "--verbose", action="store_true",
+                       help="debug lines too (what was written where, how long figures took)")
 
 
 def given_values(args: argparse.Namespace, **override: Any) -> dict[str, Any]:
