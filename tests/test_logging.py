@@ -138,7 +138,8 @@ def test_the_stop_line_names_resume_plot_and_eval(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(loop, "run_episodes", run_episodes_with_ctrl_c)
     run = tmp_path / "run"
-    assert main(["train", "--env", TOY, *FLAGS, "--iterations", "3", "--quiet", "--out", str(run)]) == 130
+    assert main(["train", "--env", TOY, *FLAGS, "--iterations", "3", "--quiet",
+                 "--out", str(run)]) == 130
     assert capsys.readouterr().err.strip() == (
         f"dynaplan: stopped by SIGINT after iteration 0; resume with: dynaplan train --resume "
         f"{run}; figures: dynaplan plot {run}; a video of its planner: dynaplan eval {run} "

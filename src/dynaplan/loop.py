@@ -87,7 +87,7 @@ from dynaplan.runs import (
 )
 from dynaplan.runstate import Generators, History, capture, restore
 from dynaplan.safe_files import write_text
-from dynaplan.tensorboard_log import TensorBoardLog, open_log, require
+from dynaplan.tensorboard_log import TensorBoardLog, open_log, require, why_not
 from dynaplan.video import save_mp4
 
 Echo = Callable[[str], object]
@@ -185,6 +185,7 @@ class _Run:
             raise ConfigError(f"keep_checkpoints must be a positive integer, got {keep!r}")
         self.config, self.progress, self.echo, self.warn, self.keep = (
             config, progress, echo, warn, keep)
+        self.board: TensorBoardLog | None = None  # opened once the run folder is there
         self.device = resolve_device(config.device)
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
@@ -210,7 +211,6 @@ class _Run:
             self.close()
             raise
         self.dir = Path()
-        self.board: TensorBoardLog | None = None
         self.figures = RunFigures(f"{config.env} - {config.planner.name} (seed {config.seed})")
         self._drawn = -1  # the metrics rows the figures show
         self.last_done: int | None = None  # last checkpointed iteration
@@ -237,6 +237,8 @@ class _Run:
             with StopSignals() as signals:
                 self.signals = signals
                 self._start(checkpoints)
+                if info.entry["kind"] == "resume":  # a checkpoint that did not fit passed over
+                    info.update(resumed_after=self.last_done)
                 first = 0 if self.last_done is None else self.last_done + 1
                 bar = tqdm(range(first, self.config.iterations), initial=first,
                            total=self.config.iterations,
@@ -295,6 +297,8 @@ class _Run:
                               int(rows[-1]["env_steps"]) if rows else None)
         if self.board is not None:
             _log.debug(f"tensorboard: {self.board.path}")
+        elif self.config.tensorboard == "auto":
+            _log.debug(f"tensorboard: no event files ({why_not()})")
 
     def _termination(self) -> tuple[Any, torch.optim.Optimizer] | None:
         """The learned termination model and its optimizer, where the run has one."""
@@ -345,8 +349,8 @@ class _Run:
             video = save_mp4(kept[-1].frames, self.dir / VIDEOS / f"iteration_{it:04d}.mp4",
                              fps=self.env.metadata.get("render_fps", 30), root=self.dir)
             _log.debug(f"video: {video}")
-        self._draw()
         record.report(self.echo, bar, row, kept, fitted)
+        self._draw()
 
     def _fit(self, it: int) -> tuple[FitResult, Split]:
         """Fit every model on all data so far; stop before a diverged model is used or

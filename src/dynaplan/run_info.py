@@ -118,6 +118,12 @@ class RunInfo:
         text = json.dumps({"format": FORMAT, "sessions": self.sessions}, indent=2) + "\n"
         write_text(self.path, text, self.run_dir)
 
+    def update(self, **fields: object) -> None:
+        """Change this session's entry (written at once where it changes)."""
+        if any(self.entry.get(k) != v for k, v in fields.items()):
+            self.entry.update(fields)
+            self._write()
+
     def end(self, outcome: str) -> None:
         """Note the session's end; a failed write loses only the note (the session may be
         ending for that very reason)."""
