@@ -82,7 +82,7 @@ def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
         assert proc.returncode == 143, err
         last = err.strip().splitlines()[-1]
         assert last.startswith("dynaplan: stopped by SIGTERM after iteration ")
-        assert last.endswith(f"resume with: dynaplan train --resume {run}")
+        assert f"; resume with: dynaplan train --resume {run};" in last
         assert "Traceback" not in err
     # finish in-process and compare with the run that was never stopped
     assert main(["train", *ARGS, "--resume", str(run)]) == 0
@@ -108,7 +108,8 @@ def test_ctrl_c_mid_iteration_stops_with_a_resume_hint(reference, tmp_path, monk
     assert main(["train", *ARGS, "--out", str(run)]) == 130
     assert capsys.readouterr().err.strip() == (
         f"dynaplan: stopped by SIGINT after iteration 0; resume with: dynaplan train "
-        f"--resume {run}")
+        f"--resume {run}; figures: dynaplan plot {run}; a video of its planner: dynaplan "
+        f"eval {run} --video")
     assert [r["iteration"] for r in metrics(run)] == ["0"]
     assert signal.getsignal(signal.SIGINT) is before  # handler restored
     monkeypatch.undo()
@@ -129,7 +130,8 @@ def test_ctrl_c_while_a_resumed_run_loads_names_its_checkpoint(reference, tmp_pa
     assert main(["train", *ARGS, "--iterations", "5", "--resume", str(run)]) == 130
     assert capsys.readouterr().err.strip() == (
         f"dynaplan: stopped by SIGINT after iteration 3; resume with: dynaplan train "
-        f"--resume {run}")
+        f"--resume {run}; figures: dynaplan plot {run}; a video of its planner: dynaplan "
+        f"eval {run} --video")
 
 
 def test_sigterm_during_a_checkpoint_write_lets_it_finish(tmp_path, monkeypatch, capsys):

@@ -18,6 +18,7 @@ a known reward or termination (docs/rewards.md). Names are loaded on first use, 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from dynaplan.errors import ConfigError, TrainingError
@@ -64,6 +65,9 @@ __all__ = [
     "train",
 ]
 __version__ = "0.1.0"
+
+# quiet until the user (or the command line) configures logging (dynaplan/logs.py)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
     "Agent": "dynaplan.api", "Run": "dynaplan.api", "load": "dynaplan.api",

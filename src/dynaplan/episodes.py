@@ -10,7 +10,7 @@ TrainingError, rather than retrying forever.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,16 +22,23 @@ from tqdm.auto import tqdm
 from dynaplan.agent import MPCAgent
 from dynaplan.data import ReplayBuffer
 from dynaplan.errors import TrainingError
+from dynaplan.logs import Line
+
+_log = logging.getLogger(__name__)
 
 EVAL_SEED_BASE = 10_000  # evaluation episode i resets with seed EVAL_SEED_BASE + i
 MAX_DROPPED_IN_A_ROW = 10
 
-Warn = Callable[[str], object]
+Warn = Line
 
 
-def warn_stderr(message: str) -> None:
-    """The default warning: one line on stderr (beside any progress bars)."""
-    tqdm.write(f"dynaplan: warning: {message}", file=sys.stderr)
+def warn_log(message: str) -> None:
+    """The default warning: a WARNING record of the dynaplan.episodes logger (logs.py; the
+    command line shows it as one `dynaplan: warning: ...` line on stderr)."""
+    _log.warning(message)
+
+
+warn_stderr = warn_log  # its older name
 
 
 @dataclass
@@ -202,7 +209,7 @@ def collect_random(
     num_episodes: int,
     seed: int | None,
     progress: bool,
-    warn: Warn = warn_stderr,
+    warn: Warn = warn_log,
 ) -> list[Episode]:
     """`num_episodes` whole episodes of uniform random actions from the action space
     (dropped ones are retried); the first reset takes `seed`. Returns the kept ones."""
@@ -222,7 +229,7 @@ def run_episodes(
     record: bool,
     progress: bool,
     seed: int | None = None,
-    warn: Warn = warn_stderr,
+    warn: Warn = warn_log,
 ) -> list[Episode]:
     """Whole episodes with the planner until at least `min_steps` transitions were kept
     (the seed's inner loop). The agent's warm start is reset at every episode start.
@@ -239,7 +246,7 @@ def evaluate(
     envs: list[gym.Env],
     agent: MPCAgent,
     frames: list[np.ndarray] | None = None,
-    warn: Warn = warn_stderr,
+    warn: Warn = warn_log,
     lengths: list[int] | None = None,
     on_step: Callable[[int], object] | None = None,
 ) -> list[float]:

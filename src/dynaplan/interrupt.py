@@ -36,15 +36,26 @@ class RunInterrupted(BaseException):
         """128 + the signal number, as a shell reports it: 130 for SIGINT, 143 for SIGTERM."""
         return 128 + self.signum
 
-    def message(self) -> str:
-        """One line: where the run stopped and the command that continues it."""
+    def stopped(self) -> str:
+        """Where the run stopped: "stopped by SIGINT after iteration 3"."""
         name = signal.Signals(self.signum).name
         if self.run_dir is None:
             return f"stopped by {name} before the run folder was written"
         where = ("before the first checkpoint" if self.iteration is None
                  else f"after iteration {self.iteration}")
-        return (f"stopped by {name} {where}; resume with: dynaplan train --resume "
-                f"{shlex.quote(str(self.run_dir))}")
+        return f"stopped by {name} {where}"
+
+    def message(self) -> str:
+        """One line: where the run stopped, the command that continues it and, once it
+        has a checkpoint, those that draw its figures and a video of its planner."""
+        if self.run_dir is None:
+            return self.stopped()
+        run = shlex.quote(str(self.run_dir))
+        text = f"{self.stopped()}; resume with: dynaplan train --resume {run}"
+        if self.iteration is not None:
+            text += (f"; figures: dynaplan plot {run}; a video of its planner: dynaplan eval "
+                     f"{run} --video")
+        return text
 
 
 class StopSignals:

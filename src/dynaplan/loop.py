@@ -19,6 +19,12 @@ After every iteration the whole state (runstate.py) is checkpointed (checkpoint.
 thread count, ends with the same metrics.csv (timing aside), episodes.csv and weights as
 a run that was never stopped. SIGINT and SIGTERM stop a run at once, keeping a checkpoint
 that is being written (interrupt.py).
+
+What a run tells as it goes (docs/logging.md): its lines are log records of the
+dynaplan.loop logger (logs.py; `echo=` / `warn=` take them instead), run.json says who
+ran it with what (run_info.py), and after every iteration metrics.csv, the TensorBoard
+events (tensorboard_log.py) and the figures (figures.py) are brought up to date; a video
+is saved after iteration 0 and every `video_every`-th one.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,13 +60,15 @@ from dynaplan.data.buffer import Split
 from dynaplan.envs import EnvGiven, EnvSource, env_source
 from dynaplan.envs.check import check_functions
 from dynaplan.envs.make import renders
-from dynaplan.episodes import Episode, Warn, collect_random, evaluate, run_episodes, warn_stderr
+from dynaplan.episodes import Episode, Warn, collect_random, evaluate, run_episodes
 from dynaplan.errors import CheckpointError, ConfigError, TrainingError
+from dynaplan.figures import RunFigures
 from dynaplan.interrupt import RunInterrupted, StopSignals
+from dynaplan.logs import info_or, warning_or
 from dynaplan.metrics import MetricsLog
 from dynaplan.models import FitResult, fit
 from dynaplan.models.fitting import finite
-from dynaplan.plots import plot_diagnostics, plot_run
+from dynaplan.run_info import RunInfo, session
 from dynaplan.runlock import RunLock
 from dynaplan.runs import (
     CHECKPOINTS,
@@ -67,6 +76,7 @@ from dynaplan.runs import (
     METRICS,
     PLOTS,
     SUMMARY,
+    TENSORBOARD,
     VIDEOS,
     default_run_dir,
     load_run_config,
@@ -77,9 +87,11 @@ from dynaplan.runs import (
 )
 from dynaplan.runstate import Generators, History, capture, restore
 from dynaplan.safe_files import write_text
+from dynaplan.tensorboard_log import TensorBoardLog, open_log, require, why_not
 from dynaplan.video import save_mp4
 
 Echo = Callable[[str], object]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,12 +103,16 @@ class RunResult:
 
 
 def train(config: TrainConfig, out: Path | None = None, progress: bool = True,
-          echo: Echo = print, keep_checkpoints: int = 2, warn: Warn = warn_stderr,
+          echo: Echo | None = None, keep_checkpoints: int = 2, warn: Warn | None = None,
           env: EnvGiven | None = None) -> RunResult:
     """Run the whole loop in a new run folder; returns the folder and its summary.
     `env`: the environment instead of `config.env` (an id, a factory called once per env
     the run needs, or an instance: the training env only); the run records it as its
-    `env` (envs/source.py: a factory importable by name is made again by the CLI)."""
+    `env` (envs/source.py: a factory importable by name is made again by the CLI).
+    `progress`: tqdm bars on stderr. `echo`, `warn`: receive the run's lines and warnings
+    (default: INFO and WARNING records of the dynaplan.loop logger, shown only where
+    logging is configured)."""
+    echo, warn = info_or(echo, _log), warning_or(warn, _log)
     source = env_source(config.env, config.env_kwargs, env)
     if source.name != config.env:
         config = dataclasses.replace(config, env=source.name)
@@ -108,18 +124,20 @@ def train(config: TrainConfig, out: Path | None = None, progress: bool = True,
             line = write_preset(run.dir, config)
             if line:
                 echo(line)
-            return run.go(iter(()))
+            return run.go(iter(()), RunInfo(run.dir, session("train", run.device), fresh=True))
     finally:
         run.close()
 
 
 def resume(run_dir: Path, config: TrainConfig | None = None, progress: bool = True,
-           echo: Echo = print, keep_checkpoints: int = 2, warn: Warn = warn_stderr,
+           echo: Echo | None = None, keep_checkpoints: int = 2, warn: Warn | None = None,
            env: EnvGiven | None = None) -> RunResult:
     """Continue the run in `run_dir` from its newest readable checkpoint (from the start
     if it has none). `config`: the run's own config, with `iterations` possibly raised
     to extend the run; any other difference is refused. `env`: the run's environment
-    again, where it was passed from Python (it must record as the run's `env`)."""
+    again, where it was passed from Python (it must record as the run's `env`). The
+    other arguments as for `train`."""
+    echo, warn = info_or(echo, _log), warning_or(warn, _log)
     saved = load_run_config(run_dir)
     config = config or saved
     if dataclasses.replace(config, iterations=saved.iterations) != saved:
@@ -149,8 +167,10 @@ def resume(run_dir: Path, config: TrainConfig | None = None, progress: bool = Tr
             echo(f"resuming {run_dir} " + ("from the start (no checkpoint yet)"
                                            if checkpoint is None else
                                            f"after iteration {checkpoint.iteration}"))
+            info = RunInfo(run.dir, session("resume", run.device, None if checkpoint is None
+                                            else checkpoint.iteration), fresh=False)
             return run.go(itertools.chain([] if checkpoint is None else [checkpoint],
-                                          candidates))
+                                          candidates), info)
     finally:
         run.close()
 
@@ -165,10 +185,12 @@ class _Run:
             raise ConfigError(f"keep_checkpoints must be a positive integer, got {keep!r}")
         self.config, self.progress, self.echo, self.warn, self.keep = (
             config, progress, echo, warn, keep)
+        self.board: TensorBoardLog | None = None  # opened once the run folder is there
         self.device = resolve_device(config.device)
         if config.device == "auto" and self.device.type == "cpu":
             warn("--device auto: CUDA is not available, running on the CPU")
         require_device(config, self.device)  # refuse what cannot run before writing
+        require(config.tensorboard)
         if source.instance is not None and config.eval_episodes > 0:
             raise ConfigError(f"eval_episodes {config.eval_episodes}: the env instance "
                               f"passed ({source.name}) is the training env only; pass a "
@@ -189,6 +211,8 @@ class _Run:
             self.close()
             raise
         self.dir = Path()
+        self.figures = RunFigures(f"{config.env} - {config.planner.name} (seed {config.seed})")
+        self._drawn = -1  # the metrics rows the figures show
         self.last_done: int | None = None  # last checkpointed iteration
         self.history = History()
         self.buffer = ReplayBuffer(self.spec.obs_dim, self.spec.action_dim, capacity=4096)
@@ -201,16 +225,20 @@ class _Run:
     def close(self) -> None:
         for env in (self.env, *self.eval_envs):
             self.source.close(env)
+        if self.board is not None:
+            self.board.close()
 
-    def go(self, checkpoints: Iterator[Checkpoint]) -> RunResult:
+    def go(self, checkpoints: Iterator[Checkpoint], info: RunInfo) -> RunResult:
         """Run from the first of `checkpoints` that fits the run (newest first; none: a
-        fresh run)."""
+        fresh run); how the session ends goes into run.json (`info`)."""
         self._session_start = time.perf_counter()
         self._wall_before = 0.0
         try:
             with StopSignals() as signals:
                 self.signals = signals
                 self._start(checkpoints)
+                if info.entry["kind"] == "resume":  # a checkpoint that did not fit passed over
+                    info.update(resumed_after=self.last_done)
                 first = 0 if self.last_done is None else self.last_done + 1
                 bar = tqdm(range(first, self.config.iterations), initial=first,
                            total=self.config.iterations,
@@ -218,10 +246,16 @@ class _Run:
                            disable=not self.progress)
                 for it in bar:
                     self._iteration(it, bar)
-                return self._finish()
+                result = self._finish()
         except RunInterrupted as stop:
             stop.run_dir, stop.iteration = self.dir, self.last_done
+            info.end(stop.stopped())
             raise
+        except BaseException as exc:
+            info.end(f"failed: {type(exc).__name__}: {first_line(exc)}")
+            raise
+        info.end("completed")
+        return result
 
     def _start(self, checkpoints: Iterator[Checkpoint]) -> None:
         """Put the newest checkpoint that fits back into every part and generator (one
@@ -258,6 +292,13 @@ class _Run:
         self.metrics = MetricsLog(self.dir / METRICS, self.dir, self.history.rows)
         self._episodes = record.EpisodesLog(self.dir / EPISODES, self.history.episode_rows,
                                             self.dir)
+        rows = self.history.rows  # a resumed session's events start after its checkpoint
+        self.board = open_log(self.config.tensorboard, self.dir / TENSORBOARD, self.dir,
+                              int(rows[-1]["env_steps"]) if rows else None)
+        if self.board is not None:
+            _log.debug(f"tensorboard: {self.board.path}")
+        elif self.config.tensorboard == "auto":
+            _log.debug(f"tensorboard: no event files ({why_not()})")
 
     def _termination(self) -> tuple[Any, torch.optim.Optimizer] | None:
         """The learned termination model and its optimizer, where the run has one."""
@@ -305,9 +346,11 @@ class _Run:
         self._checkpoint(it, row, [[it, k, ep.length, ep.ret, ep.predicted_return]
                                    for k, ep in enumerate(kept)])
         if recording and kept and kept[-1].frames:
-            save_mp4(kept[-1].frames, self.dir / VIDEOS / f"iteration_{it:04d}.mp4",
-                     fps=self.env.metadata.get("render_fps", 30), root=self.dir)
+            video = save_mp4(kept[-1].frames, self.dir / VIDEOS / f"iteration_{it:04d}.mp4",
+                             fps=self.env.metadata.get("render_fps", 30), root=self.dir)
+            _log.debug(f"video: {video}")
         record.report(self.echo, bar, row, kept, fitted)
+        self._draw()
 
     def _fit(self, it: int) -> tuple[FitResult, Split]:
         """Fit every model on all data so far; stop before a diverged model is used or
@@ -351,8 +394,10 @@ class _Run:
                                     self.config.planner.horizon, self.device, terminations)
 
     def _records_video(self, it: int) -> bool:
+        """Iteration 0 (the first planned episodes), every `video_every`-th after it, and
+        the last."""
         every = self.config.video_every
-        return self.video and ((it + 1) % every == 0 or it == self.config.iterations - 1)
+        return self.video and (it % every == 0 or it == self.config.iterations - 1)
 
     def _act(self, recording: bool) -> list[Episode]:
         """Whole planned episodes until `steps_per_iteration` transitions were added;
@@ -396,6 +441,9 @@ class _Run:
             self.last_done = it
             self.metrics.append(row)
             self._episodes.append(episode_rows)
+            if self.board is not None:
+                self.board.append(row)
+        _log.debug(f"checkpoint: {self.dir / CHECKPOINTS / checkpoint_name(it)}")
 
     def _check_finite(self, it: int, fitted: FitResult) -> None:
         """Stop before a diverged model is used or saved: the last checkpoint stays the
@@ -422,12 +470,19 @@ class _Run:
         return "known" if self.config.model.termination == "auto" else \
             self.config.model.termination
 
+    def _draw(self) -> None:
+        """Redraw the figures from every row so far (figures.py)."""
+        rows = self.history.rows
+        if self._drawn == len(rows):
+            return
+        t0 = time.perf_counter()
+        self.figures.draw(record.columns(rows), self.dir / PLOTS, self.dir)
+        self._drawn = len(rows)
+        _log.debug(f"figures redrawn in {self.dir / PLOTS} ({time.perf_counter() - t0:.2f} s)")
+
     def _finish(self) -> RunResult:
         config = self.config
-        columns, title = record.columns(self.history.rows), \
-            f"{config.env} - {config.planner.name} (seed {config.seed})"
-        plot_run(columns, self.dir / PLOTS, title, self.dir)
-        plot_diagnostics(columns, self.dir / PLOTS / "diagnostics.png", title, self.dir)
+        self._draw()  # a resumed run with no iteration left to run draws here
         summary = record.summary(config, self.history, len(self.buffer), self._wall_s(),
                                  self.device, self.parts.objective.kernel,
                                  self._termination_used())

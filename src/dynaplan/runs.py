@@ -2,17 +2,22 @@
 
     runs/<env>__<planner>__s<seed>__<timestamp>/
       config.json    the run's TrainConfig (config/flat.py's stored form)
+      run.json       who ran it with what: versions, commit, command, device, one entry
+                     per session (run_info.py)
       preset.json    what its --preset set and what the user replaced (a run with a preset)
       metrics.csv    one row per iteration (metrics.py)
       episodes.csv   one row per training episode
       summary.json   written when the run completes
       checkpoints/   one verified folder per iteration (checkpoint.py)
-      plots/ videos/
+      plots/         the figures, redrawn after every iteration (plots.py)
+      videos/        an mp4 of a training episode after iteration 0 and every K-th one
+      tensorboard/   TensorBoard event files of the metrics (tensorboard_log.py)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import time
@@ -37,14 +42,14 @@ from dynaplan.checkpoint_read import load_models
 from dynaplan.config import TrainConfig, from_dict, to_dict
 from dynaplan.config.flat import replace_values, to_flat
 from dynaplan.envs import EnvGiven, EnvSource, EnvSpec, env_source
-from dynaplan.episodes import warn_stderr
 from dynaplan.errors import ConfigError
 from dynaplan.safe_files import make_dirs, write_text
 
 CONFIG, METRICS, EPISODES, SUMMARY = "config.json", "metrics.csv", "episodes.csv", "summary.json"
-PRESET = "preset.json"
-CHECKPOINTS, PLOTS, VIDEOS = "checkpoints", "plots", "videos"
+PRESET, RUN_INFO = "preset.json", "run.json"
+CHECKPOINTS, PLOTS, VIDEOS, TENSORBOARD = "checkpoints", "plots", "videos", "tensorboard"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+_log = logging.getLogger(__name__)
 
 
 def name_part(text: str) -> str:
@@ -176,7 +181,7 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
     spec = source.describe()
     dynamics, reward = build_models(spec, dev, config)
     termination = build_termination(spec, dev, config)
-    checkpoint = load_models(run_dir / CHECKPOINTS, dynamics, reward, warn_stderr, iteration,
+    checkpoint = load_models(run_dir / CHECKPOINTS, dynamics, reward, _log.warning, iteration,
                              termination)
     dynamics.eval()
     reward.eval()

@@ -47,6 +47,9 @@ TERMINATIONS = ("auto", "none", "known", "learned")
 a learned termination model's, or auto (known where there is one, else learned once the
 data hold a termination); a `module:function` is a user's own (envs/functions.py)."""
 WARM_STARTS = ("auto", "on", "off")
+TENSORBOARD_MODES = ("auto", "on", "off")
+"""TensorBoard event files: where the tensorboard package imports, always (refused without
+it), never (tensorboard_log.py)."""
 SWITCHES = ("off", "on")
 DEVICES = ("auto", "cpu", "cuda")
 FILLS = ("center", "repeat")

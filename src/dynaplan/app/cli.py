@@ -15,7 +15,7 @@ from typing import NoReturn
 from dynaplan import __version__
 from dynaplan.accel.allocator import keep_freed_memory
 from dynaplan.app import bench, compare, eval, plot, presets, report, sweep, train
-from dynaplan.app.output import show_library_warnings
+from dynaplan.app.output import setup_logging
 from dynaplan.errors import ConfigError, TrainingError
 from dynaplan.interrupt import SIGNALS, RunInterrupted
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2), as a return value
         return int(exc.code or 0)
     keep_freed_memory()  # no page faults for each batch's tensors (accel/allocator.py)
-    show_library_warnings()  # e.g. the native kernel's build failing, as `dynaplan: warning:`
+    undo_logging = setup_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
     try:
         return COMMANDS[args.command].run(args)
     except (ConfigError, TrainingError) as exc:
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dynaplan: interrupted", file=sys.stderr)
         return 130
+    finally:
+        undo_logging()
 
 
 def entry() -> None:

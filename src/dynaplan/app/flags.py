@@ -41,7 +41,7 @@ _GROUPS = {(): "environment, data and evaluation",
 
 def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """A flag for every train option (but those in `skip`), in one --help section per
-    config section, then --config and --quiet."""
+    config section, then --config, --quiet and -v."""
     groups = {path: parser.add_argument_group(title) for path, title in _GROUPS.items()}
     for name, opt in OPTIONS.items():
         if name in skip:
@@ -69,8 +69,11 @@ def add_train_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ())
     given = parser.add_argument_group("config file and output")
     given.add_argument("--config", metavar="FILE",
                        help="YAML or JSON file of train options; flags override it")
-    given.add_argument("--quiet", action="store_true",
-                       help="no progress bars or per-episode lines")
+    shown = given.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true",
+                       help="warnings only: no progress bars, no per-iteration lines")
+    shown.add_argument("-v", "--verbose", action="store_true",
+                       help="debug lines too (what was written where, how long figures took)")
 
 
 def given_values(args: argparse.Namespace, **override: Any) -> dict[str, Any]:

@@ -32,7 +32,20 @@ class Job:
 def run_trial(job: Job) -> dict[str, Any]:
     """Train the trial into job.run_dir, or resume it when the folder holds its config
     (from its last checkpoint, or from the start when it has none). Never raises for a
-    failed run: the result's status says 'failed' and why (a stop signal does raise)."""
+    failed run: the result's status says 'failed' and why (a stop signal does raise).
+    Warnings go to the worker's stderr (Ray shows them) where the command line's handler
+    is not there to show them."""
+    from dynaplan.app.output import setup_logging, shows_logs
+
+    undo_logging = None if shows_logs() else setup_logging(quiet=True)
+    try:
+        return _run_trial(job)
+    finally:
+        if undo_logging is not None:
+            undo_logging()
+
+
+def _run_trial(job: Job) -> dict[str, Any]:
     import torch
 
     from dynaplan.checkpoint import list_checkpoints

@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dynaplan.app.flags import (
-    SEED_EXERCISE,
-    add_train_flags,
-    config_from_args,
-    resumed_config,
-)
-from dynaplan.app.output import echo_for
+from dynaplan.app.flags import SEED_EXERCISE, add_train_flags, config_from_args, resumed_config
 from dynaplan.errors import ConfigError
 from dynaplan.loop import resume, train
 
@@ -38,8 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.keep_checkpoints < 1:
         raise ConfigError(f"--keep-checkpoints must be positive, got {args.keep_checkpoints}")
-    options = dict(progress=not args.quiet, echo=echo_for(args.quiet),
-                   keep_checkpoints=args.keep_checkpoints)
+    options = dict(progress=not args.quiet, keep_checkpoints=args.keep_checkpoints)
     if args.resume:
         if args.out:
             raise ConfigError("--out cannot be combined with --resume (the run stays in "

@@ -31,6 +31,7 @@ from dynaplan.types import (
     DYNAMICS_MODELS,
     PROPAGATIONS,
     REWARDS,
+    TENSORBOARD_MODES,
     TERMINATIONS,
     WARM_STARTS,
     option,
@@ -247,8 +248,12 @@ class TrainConfig:
     eval_episodes: int = option(0, "episodes on fixed reset seeds after each iteration, not "
                                 "added to the data")
     eval_every: int = option(1, "evaluate after every K-th iteration and the last one")
-    video_every: int = option(10, "save an mp4 of the last episode every K iterations "
-                              "(0: never)")
+    video_every: int = option(10, "save an mp4 of the last training episode of iterations "
+                              "0, K, 2K, ... and of the last one (0: never)")
+    tensorboard: str = option("auto", "write the metrics as TensorBoard event files into "
+                              "RUN_DIR/tensorboard: auto where the tensorboard package is "
+                              "installed (dynaplan[tensorboard]), on (refuse to start without "
+                              "it), off", choices=TENSORBOARD_MODES)
     seed: int = option(123, "seed of every random generator (env, data split, init, planner)")
     device: str = option("auto", "torch device; auto picks cuda when available",
                          choices=DEVICES)
