@@ -2,12 +2,15 @@
 
 import csv
 import json
+import os
 import shutil
+import signal
 
 import numpy as np
 import torch
 from conftest import TINY
 
+from dynaplan import loop
 from dynaplan.checkpoint import list_checkpoints
 from dynaplan.checkpoint_read import read_checkpoint
 
@@ -48,3 +51,17 @@ def copy_run(reference, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
     return run
+
+
+def ctrl_c_in_iteration_1(monkeypatch):
+    """Send this process SIGINT when a run starts acting in its iteration 1 (after that
+    iteration's fit), as Ctrl-C would."""
+    real, calls = loop.run_episodes, []
+
+    def run_episodes_with_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # iteration 1, after its fit
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "run_episodes", run_episodes_with_ctrl_c)

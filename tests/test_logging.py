@@ -12,6 +12,7 @@ import sys
 
 import toy_envs
 from conftest import TINY as CLI_TINY
+from resume_helpers import ctrl_c_in_iteration_1
 
 import dynaplan
 from dynaplan import loop
@@ -128,15 +129,7 @@ def test_run_json_records_each_session(tmp_path):
 
 
 def test_the_stop_line_names_resume_plot_and_eval(tmp_path, monkeypatch, capsys):
-    real, calls = loop.run_episodes, []
-
-    def run_episodes_with_ctrl_c(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # iteration 1, after its fit
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "run_episodes", run_episodes_with_ctrl_c)
+    ctrl_c_in_iteration_1(monkeypatch)
     run = tmp_path / "run"
     assert main(["train", "--env", TOY, *FLAGS, "--iterations", "3", "--quiet",
                  "--out", str(run)]) == 130

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY
-from resume_helpers import ARGS, assert_same_run, copy_run, metrics, newest  # noqa: E402
+from resume_helpers import (  # noqa: E402
+    ARGS,
+    assert_same_run,
+    copy_run,
+    ctrl_c_in_iteration_1,
+    metrics,
+    newest,
+)
 
 import dynaplan.checkpoint as checkpoint_module
 from dynaplan import loop
@@ -94,15 +101,7 @@ def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
 
 def test_ctrl_c_mid_iteration_stops_with_a_resume_hint(reference, tmp_path, monkeypatch,
                                                        capsys):
-    real, calls = loop.run_episodes, []
-
-    def run_episodes_with_ctrl_c(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # iteration 1, after its fit
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "run_episodes", run_episodes_with_ctrl_c)
+    ctrl_c_in_iteration_1(monkeypatch)
     run = tmp_path / "run"
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN when started in the background
     assert main(["train", *ARGS, "--out", str(run)]) == 130

@@ -40,9 +40,8 @@ import numpy as np
 import torch
 
 from dynaplan.data import ReplayBuffer
-from dynaplan.data.buffer import Split
 from dynaplan.models.termination import TerminationModel, precision_recall
-from dynaplan.types import Dynamics, RewardFn
+from dynaplan.types import Dynamics, RewardFn, Transitions
 
 OPEN_LOOP_STEPS = (1, 5)
 """The fixed open-loop steps; the planning horizon is the third (`open_loop_error_h`)."""
@@ -146,16 +145,16 @@ def planner_returns(buffer: ReplayBuffer, segments: Sequence[Segment],
 
 
 @torch.no_grad()
-def termination_scores(model: TerminationModel | None, buffer: ReplayBuffer, split: Split,
-                       device: torch.device) -> tuple[float, float]:
-    """(precision, recall) of a fitted termination model on the validation rows; NaN for
-    none, or one not fitted yet."""
-    if model is None or not bool(model.fitted) or not len(split.valid):
+def termination_scores(model: TerminationModel | None, data: Transitions,
+                       valid: np.ndarray) -> tuple[float, float]:
+    """(precision, recall) of a fitted termination model on the rows `valid` of `data`
+    (the fit's validation split); NaN for none, or one not fitted yet."""
+    if model is None or not bool(model.fitted) or not len(valid):
         return float("nan"), float("nan")
-    as_t = lambda a: torch.as_tensor(a[split.valid], device=device)  # noqa: E731
+    rows = torch.as_tensor(valid, device=data.obs.device)
     model.eval()
-    predicted = model(as_t(buffer.obs), as_t(buffer.action), as_t(buffer.next_obs))
-    return precision_recall(predicted, as_t(buffer.terminated))
+    predicted = model(data.obs[rows], data.action[rows], data.next_obs[rows])
+    return precision_recall(predicted, data.terminated[rows])
 
 
 def diagnose(dynamics: Dynamics, reward: RewardFn, buffer: ReplayBuffer,
@@ -165,7 +164,7 @@ def diagnose(dynamics: Dynamics, reward: RewardFn, buffer: ReplayBuffer,
     """The columns of the module docstring for the episodes in `segments` (the last ones
     in `buffer`); `termination`: the precision and recall measured after the fit."""
     first = min((s.start for s in segments), default=len(buffer))
-    scale = state_scale(buffer, max(first, 1) if first else len(buffer))
+    scale = state_scale(buffer, first or len(buffer))  # the data before them, if any
     errors = open_loop_errors(dynamics, buffer, segments, (*OPEN_LOOP_STEPS, horizon),
                               scale, device)
     predicted, real = planner_returns(buffer, segments, horizon)

@@ -53,6 +53,16 @@ class Episode:
     """Per step, the planner's predicted return of the plan it chose (planned episodes)."""
 
 
+def row_ranges(episodes: list[Episode], end: int) -> list[tuple[int, int]]:
+    """The buffer rows [start, stop) of each of `episodes`, in order, when they are the
+    last ones added to a buffer that now holds `end` rows."""
+    ranges = []
+    for ep in reversed(episodes):
+        ranges.append((end - ep.length, end))
+        end -= ep.length
+    return ranges[::-1]
+
+
 class _EnvFault(Exception):
     """The environment failed; the message says how."""
 

@@ -60,7 +60,14 @@ from dynaplan.data.buffer import Split
 from dynaplan.envs import EnvGiven, EnvSource, env_source
 from dynaplan.envs.check import check_functions
 from dynaplan.envs.make import renders
-from dynaplan.episodes import Episode, Warn, collect_random, evaluate, run_episodes
+from dynaplan.episodes import (
+    Episode,
+    Warn,
+    collect_random,
+    evaluate,
+    row_ranges,
+    run_episodes,
+)
 from dynaplan.errors import CheckpointError, ConfigError, TrainingError
 from dynaplan.figures import RunFigures
 from dynaplan.interrupt import RunInterrupted, StopSignals
@@ -88,6 +95,7 @@ from dynaplan.runs import (
 from dynaplan.runstate import Generators, History, capture, restore
 from dynaplan.safe_files import write_text
 from dynaplan.tensorboard_log import TensorBoardLog, open_log, require, why_not
+from dynaplan.types import Transitions
 from dynaplan.video import save_mp4
 
 Echo = Callable[[str], object]
@@ -328,8 +336,8 @@ class _Run:
 
     def _iteration(self, it: int, bar: tqdm) -> None:
         t0 = time.perf_counter()
-        fitted, split = self._fit(it)
-        terminations = self._fit_termination(it, split)
+        fitted, data, split = self._fit(it)
+        terminations = self._fit_termination(it, data, split)
         recording = self._records_video(it)
         played = self._act(recording)
         row = record.metrics_row(it, len(self.buffer), played, fitted,
@@ -352,18 +360,20 @@ class _Run:
         record.report(self.echo, bar, row, kept, fitted)
         self._draw()
 
-    def _fit(self, it: int) -> tuple[FitResult, Split]:
+    def _fit(self, it: int) -> tuple[FitResult, Transitions, Split]:
         """Fit every model on all data so far; stop before a diverged model is used or
-        saved; snapshot the new weights into the objectives."""
+        saved; snapshot the new weights into the objectives. Returns the data as tensors
+        and its split too, for the termination model."""
         split = self.buffer.split(self.config.model.valid_fraction, self.gens.split)
-        fitted = fit(self.parts.fit, self.buffer.tensors(self.device), split,
-                     self.config.model.epochs, self.gens.fit, self.progress)
+        data = self.buffer.tensors(self.device)
+        fitted = fit(self.parts.fit, data, split, self.config.model.epochs, self.gens.fit,
+                     self.progress)
         self._check_finite(it, fitted)
         for objective in self.parts.objectives():
             objective.refresh()
-        return fitted, split
+        return fitted, data, split
 
-    def _fit_termination(self, it: int, split: Split) -> tuple[float, float]:
+    def _fit_termination(self, it: int, data: Transitions, split: Split) -> tuple[float, float]:
         """Fit the learned termination model, where the run has one and the data hold a
         termination, on the same split, with a generator of its own (seeded per
         iteration); plan with it from then on. Its validation (precision, recall)."""
@@ -371,26 +381,24 @@ class _Run:
         if part is None or model is None or not self.buffer.terminated.any():
             return float("nan"), float("nan")
         generator = torch.Generator().manual_seed(self.config.seed + TERMINATION_SEED + it)
-        fitted = fit([part], self.buffer.tensors(self.device), split, self.config.model.epochs,
-                     generator, self.progress)
+        fitted = fit([part], data, split, self.config.model.epochs, generator, self.progress)
         if not finite(fitted, (model,)):
             raise TrainingError(f"the termination model's fit diverged at iteration {it} "
                                 f"(train loss {fitted.train['termination']:.3g}); stopped")
         self.parts.plan_with_termination(self.config)
-        return diagnostics.termination_scores(model, self.buffer, split, self.device)
+        return diagnostics.termination_scores(model, data, split.valid)
 
     def _diagnose(self, it: int, played: list[Episode],
                   terminations: tuple[float, float]) -> dict[str, float]:
         """The iteration's model/ and planner/ diagnostics (diagnostics.py) on the
         episodes it has just played, with particles of their own."""
-        segments, stop = [], len(self.buffer)
-        for ep in reversed([ep for ep in played if ep.dropped is None]):
-            segments.append(diagnostics.Segment(stop - ep.length, stop, np.asarray(ep.planned)))
-            stop -= ep.length
+        kept = [ep for ep in played if ep.dropped is None]
+        segments = [diagnostics.Segment(lo, hi, np.asarray(ep.planned)) for ep, (lo, hi)
+                    in zip(kept, row_ranges(kept, len(self.buffer)), strict=True)]
         generator = torch.Generator(device=self.device).manual_seed(
             self.config.seed + TERMINATION_SEED + 1 + it)
         dynamics = planning_dynamics(self.config, self.parts.dynamics, generator)
-        return diagnostics.diagnose(dynamics, self.parts.reward, self.buffer, segments[::-1],
+        return diagnostics.diagnose(dynamics, self.parts.reward, self.buffer, segments,
                                     self.config.planner.horizon, self.device, terminations)
 
     def _records_video(self, it: int) -> bool:

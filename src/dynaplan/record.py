@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
-from dynaplan.episodes import Episode
+from dynaplan.episodes import Episode, row_ranges
 from dynaplan.models import FitResult, RewardModel
 from dynaplan.runstate import History
 from dynaplan.safe_files import write_text
@@ -41,15 +41,12 @@ def predict_returns(reward_model: RewardModel, buffer: ReplayBuffer,
     """Set each episode's `predicted_return`: the reward model's sum over its real
     transitions (the seed's "predicted return"). The episodes are the last ones added to
     `buffer`, in order."""
-    offset = len(buffer)
     device = next(reward_model.parameters()).device
-    for ep in reversed(episodes):
-        lo, hi = offset - ep.length, offset
+    for ep, (lo, hi) in zip(episodes, row_ranges(episodes, len(buffer)), strict=True):
         with torch.no_grad():
             obs = torch.as_tensor(buffer.obs[lo:hi], device=device)
             action = torch.as_tensor(buffer.action[lo:hi], device=device)
             ep.predicted_return = float(reward_model(obs, action).sum())
-        offset = lo
 
 
 def metrics_row(it: int, env_steps: int, played: list[Episode], fit: FitResult,
