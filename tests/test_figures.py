@@ -44,7 +44,7 @@ def test_the_figures_are_over_env_steps_with_the_predicted_return(tmp_path):
     curves, xlabels = drawn(figures, "return.png")
     assert xlabels == {STEPS_LABEL}
     observed = curves["training episodes (observed)"]
-    predicted = curves["training episodes (reward model's prediction)"]
+    predicted = curves["training episodes (planning reward's prediction)"]
     assert observed[0].tolist() == [400, 600, 800] and observed[1].tolist() == [-900, -500, -200]
     assert predicted[1].tolist() == [-700, -450, -210]
     assert curves["evaluation (mean)"][0].tolist() == [600, 800]  # its gap left out

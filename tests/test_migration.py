@@ -11,6 +11,7 @@ written by dynaplan at 9e3ba36, the last flat-config commit (one torch thread):
 """
 
 import json
+import math
 import tarfile
 from pathlib import Path
 
@@ -72,7 +73,23 @@ def test_an_old_run_resumes_as_a_run_of_this_version_would(old_run, tmp_path, ca
     fresh = tmp_path / "fresh"
     assert main(["train", *FLAGS, *PETS, *OLD_DEFAULTS, "--iterations", "3", "--quiet",
                  "--out", str(fresh)]) == 0
-    # the old run's iterations have no diagnostics (they came later): compare the rest
+    # the old run's iterations have no diagnostics (they came later), and fitted the reward
+    # model the known reward made unused (its losses and its view of the return): compare
+    # the rest, which the unfitted reward model's draws keep the same
+    unused = {"model/reward_train_loss", "model/reward_valid_loss", "train/predicted_return"}
+
     def measured(rows):
-        return [{k: v for k, v in r.items() if k not in DIAGNOSTICS} for r in rows]
-    assert measured(read_rows(fresh / "metrics.csv")) == measured(resumed)
+        return [{k: v for k, v in r.items() if k not in DIAGNOSTICS and k not in unused}
+                for r in rows]
+    # to float32 rounding: a host whose torch takes other SIMD kernels (AVX-512 here, AVX2
+    # where the fixture was written) sums the losses in another order
+    assert_close_rows(measured(read_rows(fresh / "metrics.csv")), measured(resumed))
+
+
+def assert_close_rows(got, want):
+    assert [list(r) for r in got] == [list(r) for r in want]
+    for g, w in zip(got, want):
+        for key in g:
+            a, b = float(g[key]), float(w[key])
+            assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6), \
+                (key, g[key], w[key])

@@ -130,16 +130,23 @@ def termination_fit_part(config: TrainConfig, model: TerminationModel) -> FitPar
     return FitPart("termination", model, adam(model.parameters(), 1e-3), Minibatches(256))
 
 
+def learns_reward(config: TrainConfig) -> bool:
+    """Whether the planner plans with the learned reward model: not under the env's known,
+    a shaped or a user's reward (envs/functions.py), where fitting it would be wasted."""
+    return resolve_reward(config.env, config.model.reward) is None
+
+
 def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
                     reward: RewardModel) -> list[FitPart]:
     """What `models.fit` trains, reward first: the MLPs on shared minibatches with input
     noise (Adam), an ensemble on its own bootstrap (Adam with PETS's weight decay). With
     an ensemble, the reward model's epochs draw from the generator before the ensemble's
-    bootstrap does, the order earlier versions drew in."""
+    bootstrap does, the order earlier versions drew in. The reward model is fitted only
+    where the planner plans with it (`learns_reward`); checkpoints hold it either way."""
     m = config.model
     minibatches = Minibatches(m.batch_size, m.input_noise)
     parts = [FitPart("reward", reward, adam(reward.parameters(), m.lr), minibatches,
-                     accel.select_fit_step)]
+                     accel.select_fit_step, fitted=learns_reward(config))]
     if isinstance(dynamics, Ensemble):
         e = m.ensemble
         optimizer = torch.optim.Adam(dynamics.parameters(), lr=e.lr, weight_decay=5e-5)

@@ -12,8 +12,9 @@ actually visits. Columns of metrics.csv (NaN where a value does not exist):
                                data so far (1.0: as far off as the data's own spread); the
                                mean over starts with k steps left in their episode, and over
                                particles for an ensemble, sampled as when planning
-    model/reward_rmse          the learned reward model's root mean square error against
-                               the environment's rewards, per step
+    model/reward_rmse          the planning reward's root mean square error against the
+                               environment's rewards, per step: the learned reward model's,
+                               or (about 0) the env's known one, or a shaped or user's one
     planner/predicted_return   the planner's predicted return (its objective, over H steps)
                                of the plan it chose, mean over steps
     planner/real_return        the environment's return over the H steps that followed,

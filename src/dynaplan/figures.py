@@ -55,7 +55,7 @@ def _curve(key: str, label: str, **style: Any) -> Curve:
 
 RETURN = Panel("Return", (
     _curve("train/return", "training episodes (observed)", color="tab:blue"),
-    _curve("train/predicted_return", "training episodes (reward model's prediction)",
+    _curve("train/predicted_return", "training episodes (planning reward's prediction)",
            color="tab:orange", linestyle="--"),
     _curve("eval/return", "evaluation (mean)", color="tab:green")),
     band=("eval/return_min", "eval/return_max"))

@@ -330,7 +330,13 @@ class _Run:
         return warn
 
     def _wall_s(self) -> float:
+        """The run's wall seconds so far, every session and its random data included."""
         return self._wall_before + time.perf_counter() - self._session_start
+
+    def _eval_before(self) -> float:
+        """The evaluation seconds of the iterations logged so far (a row from before
+        evaluation was timed counts none)."""
+        return sum(float(r.get("time/eval_s", 0.0)) for r in self.history.rows)
 
     # -- one iteration, in its steps ---------------------------------------------------
 
@@ -343,13 +349,17 @@ class _Run:
         row = record.metrics_row(it, len(self.buffer), played, fitted,
                                  self.parts.agent.latency_ms())
         row.update(self._diagnose(it, played, terminations))
-        evaluated = self._evaluates(it)
-        if evaluated:
+        eval_s = 0.0
+        if self._evaluates(it):
             lengths: list[int] = []
+            t_eval = time.perf_counter()
             returns = evaluate(self.eval_envs, self.parts.eval_agent, warn=self.warn,
                                lengths=lengths)
+            eval_s = time.perf_counter() - t_eval
             row.update(record.eval_columns(returns, lengths))
         row["time/iteration_s"] = time.perf_counter() - t0
+        row["time/eval_s"] = eval_s
+        row["time/wall_s"] = self._wall_s() - eval_s - self._eval_before()
         kept = [ep for ep in played if ep.dropped is None]
         self._checkpoint(it, row, [[it, k, ep.length, ep.ret, ep.predicted_return]
                                    for k, ep in enumerate(kept)])
@@ -398,7 +408,7 @@ class _Run:
         generator = torch.Generator(device=self.device).manual_seed(
             self.config.seed + TERMINATION_SEED + 1 + it)
         dynamics = planning_dynamics(self.config, self.parts.dynamics, generator)
-        return diagnostics.diagnose(dynamics, self.parts.reward, self.buffer, segments,
+        return diagnostics.diagnose(dynamics, self.parts.objective.reward, self.buffer, segments,
                                     self.config.planner.horizon, self.device, terminations)
 
     def _records_video(self, it: int) -> bool:
@@ -414,8 +424,8 @@ class _Run:
         agent.reset_timing()
         played = run_episodes(self.env, agent, self.buffer, self.config.steps_per_iteration,
                               recording, self.progress, warn=self.warn)
-        record.predict_returns(self.parts.reward, self.buffer,
-                               [ep for ep in played if ep.dropped is None])
+        record.predict_returns(self.parts.objective.reward, self.buffer,
+                               [ep for ep in played if ep.dropped is None], self.device)
         return played
 
     def _evaluates(self, it: int) -> bool:
@@ -464,7 +474,8 @@ class _Run:
         lr = "--ensemble-lr" if self.config.model.dynamics != "mlp" else "--lr"
         raise TrainingError(
             f"model fit diverged at iteration {it} (train loss dynamics "
-            f"{fitted.train['dynamics']:.3g}, reward {fitted.train['reward']:.3g}); "
+            f"{fitted.train['dynamics']:.3g}, reward "
+            f"{fitted.train.get('reward', float('nan')):.3g}); "
             f"stopped, {last} (try a smaller {lr})")
 
     def _termination_used(self) -> str:

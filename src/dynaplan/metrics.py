@@ -30,6 +30,8 @@ COLUMNS = (
     "time/plan_ms_p50",
     "time/plan_ms_p99",
     "time/iteration_s",
+    "time/eval_s",
+    "time/wall_s",
 )
 TIMING_PREFIX = "time/"
 

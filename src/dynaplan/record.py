@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
 from dynaplan.episodes import Episode, row_ranges
-from dynaplan.models import FitResult, RewardModel
+from dynaplan.models import FitResult
 from dynaplan.runstate import History
 from dynaplan.safe_files import write_text
+from dynaplan.types import RewardFn
 
 EPISODES_HEADER = "iteration,episode,length,return,predicted_return\n"
 
@@ -36,23 +37,25 @@ class EpisodesLog:
         write_text(self.path, EPISODES_HEADER + "".join(self.rows), self.root)
 
 
-def predict_returns(reward_model: RewardModel, buffer: ReplayBuffer,
-                    episodes: list[Episode]) -> None:
-    """Set each episode's `predicted_return`: the reward model's sum over its real
-    transitions (the seed's "predicted return"). The episodes are the last ones added to
-    `buffer`, in order."""
-    device = next(reward_model.parameters()).device
+def predict_returns(reward: RewardFn, buffer: ReplayBuffer, episodes: list[Episode],
+                    device: torch.device) -> None:
+    """Set each episode's `predicted_return`: the planning reward's sum over its real
+    transitions. With the learned reward model that is the seed's "predicted return";
+    with the env's known reward it is the observed return again (up to float32), with a
+    shaped or a user's reward that reward's view of the episode. The episodes are the
+    last ones added to `buffer`, in order."""
     for ep, (lo, hi) in zip(episodes, row_ranges(episodes, len(buffer)), strict=True):
+        obs, action, next_obs = (torch.as_tensor(a[lo:hi], device=device) for a in
+                                 (buffer.obs, buffer.action, buffer.next_obs))
         with torch.no_grad():
-            obs = torch.as_tensor(buffer.obs[lo:hi], device=device)
-            action = torch.as_tensor(buffer.action[lo:hi], device=device)
-            ep.predicted_return = float(reward_model(obs, action).sum())
+            ep.predicted_return = float(reward(obs, action, next_obs).sum())
 
 
 def metrics_row(it: int, env_steps: int, played: list[Episode], fit: FitResult,
                 latency: tuple[float, float]) -> dict[str, Any]:
     """The iteration's row of metrics.csv before evaluation and timing are added."""
     episodes = [ep for ep in played if ep.dropped is None]
+    nan = float("nan")  # the reward model's losses where it is not fitted
     return {
         "iteration": it,
         "env_steps": env_steps,
@@ -62,8 +65,8 @@ def metrics_row(it: int, env_steps: int, played: list[Episode], fit: FitResult,
         "train/predicted_return": float(np.mean([e.predicted_return for e in episodes])),
         "model/dynamics_train_loss": fit.train["dynamics"],
         "model/dynamics_valid_loss": fit.valid["dynamics"],
-        "model/reward_train_loss": fit.train["reward"],
-        "model/reward_valid_loss": fit.valid["reward"],
+        "model/reward_train_loss": fit.train.get("reward", nan),
+        "model/reward_valid_loss": fit.valid.get("reward", nan),
         "time/fit_s": fit.seconds,
         "time/plan_ms_p50": latency[0],
         "time/plan_ms_p99": latency[1],

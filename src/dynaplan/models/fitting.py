@@ -21,6 +21,10 @@ Models that share one batching (the seed's dynamics and reward networks) are fit
 same batches, model after model within each batch; groups run in the order their first
 model is given. After the epochs each model is validated on the held-out rows and chooses
 what plans (`keep`: an ensemble keeps its best members).
+
+A part that is not `fitted` (the reward model where the planner plans with a known reward)
+is neither trained nor validated, but its batching still draws its batches, so every other
+model sees the same draws, and a run the same numbers, whether it is fitted or not.
 """
 
 from __future__ import annotations
@@ -159,6 +163,9 @@ class FitPart:
     optimizer: torch.optim.Optimizer
     batching: Batching
     select_step: SelectFitStep = reference_step
+    fitted: bool = True
+    """False: the model is not trained (its batches are still drawn); FitResult leaves it
+    out."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +195,8 @@ def fit(parts: Sequence[FitPart], data: Transitions, split: Split, epochs: int,
     device = data.obs.device
     train = torch.as_tensor(split.train, device=device)
     valid = torch.as_tensor(split.valid, device=device)
-    prepared = [p.model.prepare(*p.model.examples(data), train) for p in parts]
+    prepared = [p.model.prepare(*p.model.examples(data), train) if p.fitted else
+                p.model.examples(data) for p in parts]
     groups: dict[int, list[int]] = {}  # parts sharing one batching object, in order
     for k, p in enumerate(parts):
         groups.setdefault(id(p.batching), []).append(k)
@@ -202,6 +210,8 @@ def fit(parts: Sequence[FitPart], data: Transitions, split: Split, epochs: int,
     bar.close()
     valid_loss = {}
     for p, (x, y) in zip(parts, prepared, strict=True):
+        if not p.fitted:
+            continue
         p.model.eval()
         score = p.model.validation_loss(x[valid], y[valid]) if valid.numel() else None
         valid_loss[p.name] = p.model.keep(score)
@@ -214,14 +224,17 @@ def _fit_group(parts: list[FitPart], prepared: list[tuple[torch.Tensor, torch.Te
     """Epochs of one batching over its models; the last epoch's mean losses by name."""
     batching = parts[0].batching
     width = prepared[0][0].shape[1]
-    for p in parts:
-        p.model.train()
-    steps = [p.select_step(p.model, x[train[:2]]) for p, (x, _) in zip(parts, prepared)]
+    trained = [k for k, p in enumerate(parts) if p.fitted]
+    for k in trained:
+        parts[k].model.train()
+    steps = {k: parts[k].select_step(parts[k].model, prepared[k][0][train[:2]])
+             for k in trained}
     batching.begin(train, width, generator)
-    last: list[list[tuple[float, int]]] = [[] for _ in parts]
+    last: dict[int, list[tuple[float, int]]] = {k: [] for k in trained}
     for epoch in range(epochs):
         for batch in batching.epoch(train, width, generator):
-            for k, (p, (x, y)) in enumerate(zip(parts, prepared)):
+            for k in trained:
+                p, (x, y) = parts[k], prepared[k]
                 xb = x[batch.rows] if batch.noise is None else x[batch.rows] + batch.noise
                 loss = steps[k](p.model, xb, y[batch.rows])
                 p.optimizer.step()
@@ -229,4 +242,4 @@ def _fit_group(parts: list[FitPart], prepared: list[tuple[torch.Tensor, torch.Te
                     last[k].append((loss.sum().item() / loss.numel(), batch.count))
         bar.update(1)
     n = train.numel()
-    return {p.name: batching.mean(losses, n) for p, losses in zip(parts, last)}
+    return {parts[k].name: batching.mean(losses, n) for k, losses in last.items()}
