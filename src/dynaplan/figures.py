@@ -81,7 +81,8 @@ DIAGNOSTICS = (
 )
 FIGURES: dict[str, tuple[tuple[Panel, ...], tuple[float, float]]] = {
     "return.png": ((RETURN,), (6, 4)),
-    "dynamics_loss.png": ((_loss("Dynamics loss (MSE, normalized)", "dynamics"),), (6, 4)),
+    "dynamics_loss.png": ((_loss("Dynamics loss (MSE; an ensemble's train: NLL)", "dynamics"),),
+                          (6, 4)),
     "reward_loss.png": ((_loss("Reward loss (MSE, normalized)", "reward"),), (6, 4)),
     "diagnostics.png": (DIAGNOSTICS, (10, 7)),
 }

@@ -50,8 +50,8 @@ about 10-15 minutes on 2 CPU cores:
 - `reward` known where dynaplan knows the environment's reward (envs.KNOWN_REWARDS),
   else learned: the known one is exact and costs nothing to fit.
 
-The termination is left at its default (none): where an environment's terminations are
-not known, the planner does not stop predicted returns early.
+The termination is left at its default, `auto`: the known termination where dynaplan has
+one, else one learned from the data where the data hold a termination, else none.
 """
 
 from __future__ import annotations
