@@ -75,7 +75,8 @@ def test_methods_are_the_preset_or_the_planner_and_what_differs():
                                         "pets"]
 
 
-def write_run(folder, env, planner, seed, steps, returns, eval_returns=None, plan_ms=2.0):
+def write_run(folder, env, planner, seed, steps, returns, eval_returns=None, plan_ms=2.0,
+              wall_s=None):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"env": env, "planner": planner,
                                                     "seed": seed, "preset": None}))
@@ -87,6 +88,8 @@ def write_run(folder, env, planner, seed, steps, returns, eval_returns=None, pla
                    "time/plan_ms_p50": plan_ms + i}
             if eval_returns is not None:
                 row["eval/return"] = eval_returns[i]
+            if wall_s is not None:
+                row["time/wall_s"] = wall_s[i]
             writer.writerow(row)
 
 
@@ -98,7 +101,7 @@ def test_report_tables_csvs_and_figures(tmp_path, capsys):
             # evaluated: reaches -200 at iteration 1 (400 steps) unless final stays below
             evals = [-900.0, max(final, -190.0) if final > -200 else final, final]
             write_run(root / f"Pendulum-v1__{planner}__s{seed}", "Pendulum-v1", planner, seed,
-                      [200, 400, 600], [-1.0, -2.0, -3.0], evals)
+                      [200, 400, 600], [-1.0, -2.0, -3.0], evals, wall_s=[1.0, 2.0 + seed, 9.0])
     write_run(root / "other" / "cart", "MountainCarContinuous-v0", "cem", 0, [999, 1998],
               [-5.0, 93.0])
     (root / "empty").mkdir()
@@ -110,11 +113,14 @@ def test_report_tables_csvs_and_figures(tmp_path, capsys):
     assert "commit `" in text and "not_started: no finished iteration yet" in text
     # cem: IQM of the middle three finals (-160, -170, -180); 4/5 seeds reach -200 at 400
     assert "| cem | 5 | 600 | -170.0 | [" in text
-    assert "| 400 (4/5) | 3.00 |" in text
-    assert "| random | 5 | 600 | -300.0 | [-300.0, -300.0] | -300.0 | not reached (0/5) |" in text
+    # its seconds: 2, 3, 4, 5 s (time/wall_s at 400 steps) and never: median 4.0
+    assert "| 400, never (4/5) | 4.0, never | 3.00 |" in text
+    assert ("| random | 5 | 600 | -300.0 | [-300.0, -300.0] | -300.0 | never, never (0/5) | "
+            "never, never |") in text
     assert "Return: `eval/return`. Threshold: -200." in text
     assert "Return: `train/return`. Threshold: 50." in text
-    assert "| cem | 1 | 1998 | 93.0 | [93.0, 93.0] | 93.0 | 1998 (1/1) |" in text
+    # a run without time/wall_s (older dynaplan) has no seconds
+    assert "| cem | 1 | 1998 | 93.0 | [93.0, 93.0] | 93.0 | 1998, 1998 (1/1) | - |" in text
     for name in ("return_Pendulum-v1.png", "return_MountainCarContinuous-v0.png"):
         assert (root / name).stat().st_size > 10_000
     with open(root / "per_seed.csv", newline="") as fh:
@@ -122,7 +128,9 @@ def test_report_tables_csvs_and_figures(tmp_path, capsys):
     assert len(rows) == 11
     cem4 = next(r for r in rows if r["run"] == "Pendulum-v1__cem__s4")
     assert (cem4["method"], cem4["final_return"], cem4["steps_to_threshold"],
-            cem4["env_steps"]) == ("cem", "-1000.0", "", "600")
+            cem4["seconds_to_threshold"], cem4["env_steps"]) == ("cem", "-1000.0", "", "", "600")
+    cem1 = next(r for r in rows if r["run"] == "Pendulum-v1__cem__s1")
+    assert (cem1["steps_to_threshold"], cem1["seconds_to_threshold"]) == ("400", "3.00")
     with open(root / "curves.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 10 * 3 + 2
 

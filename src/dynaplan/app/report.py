@@ -33,6 +33,7 @@ from dynaplan.app.report_runs import (
     aggregate,
     find_runs,
     label_methods,
+    seconds_to,
     steps_to,
 )
 from dynaplan.app.sweep_spec import SWEEP_FILE
@@ -98,9 +99,12 @@ def write_report(root: Path, out: Path, thresholds: dict[str, float], command: s
              "mean over seeds (mean of the middle 50%); CI: 95% percentile bootstrap over "
              f"seeds ({RESAMPLES} resamples, seeded). Curves: mean over seeds with its 95% "
              "bootstrap band, against environment steps (random data included). Steps to "
-             "threshold: environment steps until the return first reaches it; median over "
-             "seeds, counting a seed that never reached it as never. Plan ms: median over "
-             "seeds of each run's median per-iteration p50 planning time per step.", ""]
+             "threshold: environment steps until the return first reaches it; median and "
+             "worst over seeds, counting a seed that never reached it as never. Seconds to "
+             "threshold: the run's wall seconds without evaluation (`time/wall_s`, random "
+             "data included, the process's start not) at that iteration, median and worst. "
+             "Plan ms: median over seeds of each run's median per-iteration p50 planning "
+             "time per step.", ""]
     per_seed, curve_rows = [], []
     for env, members in envs.items():
         metric = ("eval/return" if all(np.isfinite(r.returns["eval/return"]).any()
@@ -116,8 +120,9 @@ def write_report(root: Path, out: Path, thresholds: dict[str, float], command: s
                   + (f"{threshold:g}" if threshold is not None else
                      "none (give one with --threshold ENV=VALUE)") + ".", "",
                   "| method | seeds | env steps | final return IQM | 95% CI | mean | "
-                  "steps to threshold (reached) | plan ms/step |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "steps to threshold: median, worst (reached) | seconds to threshold: "
+                  "median, worst | plan ms/step |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for method, group in methods.items():
             finals = np.asarray([r.curve(metric)[1][-1] if r.curve(metric)[1].size
                                  else math.nan for r in group])
@@ -125,6 +130,8 @@ def write_report(root: Path, out: Path, thresholds: dict[str, float], command: s
                      for r in group]
             reach = [steps_to(*r.curve(metric), threshold) if threshold is not None
                      else math.nan for r in group]
+            seconds = [seconds_to(r, metric, threshold) if threshold is not None
+                       else math.nan for r in group]
             ok = finals[np.isfinite(finals)]
             if ok.size:
                 value, low, high = bootstrap_ci(ok, iqm, resamples=RESAMPLES)
@@ -132,12 +139,13 @@ def write_report(root: Path, out: Path, thresholds: dict[str, float], command: s
             else:
                 cells = ["-", "-", "-"]
             lines.append(f"| {method} | {len(group)} | {_span(steps)} | " + " | ".join(cells)
-                         + f" | {_reach(reach, threshold)} | "
+                         + f" | {_reach(reach, threshold)} | {_seconds(seconds, threshold)} | "
                          f"{np.nanmedian([r.plan_ms for r in group]):.2f} |")
-            for run, final, step, hit in zip(group, finals, steps, reach):
+            for run, final, step, hit, secs in zip(group, finals, steps, reach, seconds):
                 rel = str(run.path.relative_to(root)) if run.path != root else "."
                 per_seed.append([env, method, run.seed, rel, len(run.iteration), _int(step),
-                                 metric, final, _int(hit), run.plan_ms])
+                                 metric, final, _int(hit),
+                                 f"{secs:.2f}" if math.isfinite(secs) else "", run.plan_ms])
                 curve_rows += [[env, method, run.seed, rel, int(i), _int(s), metric, y]
                                for i, s, y in zip(run.iteration, run.env_steps,
                                                   run.returns[metric])]
@@ -146,7 +154,7 @@ def write_report(root: Path, out: Path, thresholds: dict[str, float], command: s
         lines += ["Skipped folders:", ""] + [f"- {note}" for note in skipped] + [""]
     _csv(out, "per_seed.csv", ["env", "method", "seed", "run", "iterations", "env_steps",
                                 "metric", "final_return", "steps_to_threshold",
-                                "plan_ms_p50"], per_seed)
+                                "seconds_to_threshold", "plan_ms_p50"], per_seed)
     _csv(out, "curves.csv", ["env", "method", "seed", "run", "iteration", "env_steps",
                               "metric", "return"], curve_rows)
     lines += ["Per-seed numbers: [per_seed.csv](per_seed.csv) (final returns, steps to "
@@ -170,12 +178,23 @@ def _span(values: list[float]) -> str:
 
 
 def _reach(steps: list[float], threshold: float | None) -> str:
+    """Median and worst steps to the threshold over seeds, and how many reached it."""
     if threshold is None:
         return "-"
     reached = sum(math.isfinite(s) for s in steps)
-    median = float(np.median(steps))
-    shown = f"{median:.0f}" if math.isfinite(median) else "not reached"
-    return f"{shown} ({reached}/{len(steps)})"
+    return f"{_value(float(np.median(steps)), '.0f')}, {_value(max(steps), '.0f')} " \
+           f"({reached}/{len(steps)})"
+
+
+def _seconds(seconds: list[float], threshold: float | None) -> str:
+    """Median and worst seconds to the threshold; '-' where a run has no time/wall_s."""
+    if threshold is None or any(math.isnan(s) for s in seconds):
+        return "-"
+    return f"{_value(float(np.median(seconds)), '.1f')}, {_value(max(seconds), '.1f')}"
+
+
+def _value(v: float, fmt: str) -> str:
+    return format(v, fmt) if math.isfinite(v) else "never"
 
 
 def _sweep_record(root: Path) -> dict[str, Any] | None:

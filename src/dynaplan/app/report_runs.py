@@ -28,6 +28,7 @@ class Run:
     env_steps: np.ndarray  # [T]
     returns: dict[str, np.ndarray]  # "train/return", "eval/return": [T]
     plan_ms: float  # median over iterations of time/plan_ms_p50
+    wall_s: np.ndarray | None = None  # [T] time/wall_s: wall seconds without evaluation
     method: str = ""
 
     @property
@@ -72,7 +73,8 @@ def find_runs(root: Path) -> tuple[list[Run], list[str]]:
         plan = column("time/plan_ms_p50")
         runs.append(Run(folder, config, column("iteration"), column("env_steps"),
                         {k: column(k) for k in ("train/return", "eval/return")},
-                        float(np.nanmedian(plan)) if np.isfinite(plan).any() else math.nan))
+                        float(np.nanmedian(plan)) if np.isfinite(plan).any() else math.nan,
+                        column("time/wall_s")))
     return runs, skipped
 
 
@@ -95,6 +97,17 @@ def steps_to(x: np.ndarray, y: np.ndarray, threshold: float) -> float:
     """Environment steps at the first iteration whose return reaches `threshold`."""
     hit = np.flatnonzero(y >= threshold)
     return float(x[hit[0]]) if hit.size else math.inf
+
+
+def seconds_to(run: Run, metric: str, threshold: float) -> float:
+    """The run's wall seconds without evaluation (time/wall_s) at the end of the first
+    iteration whose `metric` reaches `threshold`: inf where none does, NaN for a run
+    written before dynaplan logged time/wall_s."""
+    y = run.returns[metric]
+    hit = np.flatnonzero(np.isfinite(y) & (y >= threshold))
+    if not hit.size:
+        return math.inf
+    return float(run.wall_s[hit[0]]) if run.wall_s is not None else math.nan
 
 
 def aggregate(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
