@@ -189,6 +189,8 @@ class _Run:
 
     def __init__(self, config: TrainConfig, source: EnvSource, progress: bool, echo: Echo,
                  warn: Warn, keep: int) -> None:
+        # the session's wall time counts from here: making its environments and models too
+        self._session_start, self._wall_before = time.perf_counter(), 0.0
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ConfigError(f"keep_checkpoints must be a positive integer, got {keep!r}")
         self.config, self.progress, self.echo, self.warn, self.keep = (
@@ -239,8 +241,6 @@ class _Run:
     def go(self, checkpoints: Iterator[Checkpoint], info: RunInfo) -> RunResult:
         """Run from the first of `checkpoints` that fits the run (newest first; none: a
         fresh run); how the session ends goes into run.json (`info`)."""
-        self._session_start = time.perf_counter()
-        self._wall_before = 0.0
         try:
             with StopSignals() as signals:
                 self.signals = signals
