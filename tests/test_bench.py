@@ -45,8 +45,10 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["tf32"] is False and report["cuda_graph"] is False
     assert report["rollout_kernel"] == "auto"
+    # the presets' plan calls (g, on InvertedPendulum-v5, needs MuJoCo: the test extra has it)
     assert [s["setting"] for s in report["settings"]] == [
-        "a_seed_cem", "b_seed_random", "c_pets_sized"]
+        "a_seed_cem", "b_seed_random", "c_pets_sized", "e_pets_pendulum",
+        "f_pets_pendulum_eval10", "g_pets_inverted_pendulum"]
     # auto: the native kernel where it runs, timed beside the torch path
     kernel = "torch" if native_unavailable() else "native"
     for s in report["settings"]:
@@ -62,9 +64,21 @@ def test_bench_command_reports_all_figures(tmp_path, capsys):
     dyn_row, rew_row = (2 * (4 * 512 + 512 * 256 + 256 * out) for out in (3, 1))
     assert report["settings"][0]["gflop_per_call"] == pytest.approx(
         100 * 15 * 5 * (dyn_row + rew_row) / 1e9)
-    # the layer probes: the 512 x 256 layer of both networks, the 200 x 200 layer of one
+    # the pets preset: 5 members of 4-64-64-64-6 (mean and log-variance), CEM 100 x 3 x 15
+    # steps, 5 particles a sequence; its evaluation call plans 10 start states at once;
+    # InvertedPendulum-v5's: 5-64-64-64-8, CEM 300 x 5 x 30
+    member_row = 2 * (4 * 64 + 2 * 64 * 64 + 64 * 6)
+    e, f, g = report["settings"][3:]
+    assert e["gflop_per_call"] == pytest.approx(100 * 5 * 3 * 15 * member_row / 1e9)
+    assert f["gflop_per_call"] == pytest.approx(10 * e["gflop_per_call"])
+    assert g["gflop_per_call"] == pytest.approx(
+        300 * 5 * 5 * 30 * 2 * (5 * 64 + 2 * 64 * 64 + 64 * 8) / 1e9)
+    assert (f["batch"], g["env"]) == (10, "InvertedPendulum-v5")
+    # the layer probes: the 512 x 256 layer of both networks, the 200 x 200 layer of one,
+    # the members' 64 x 64 layers over the rows each member steps
     assert [s["layer_shape"] for s in report["settings"]] == [
-        [2, 100, 512, 256], [2, 100, 512, 256], [1, 500, 200, 200]]
+        [2, 100, 512, 256], [2, 100, 512, 256], [1, 500, 200, 200], [5, 100, 64, 64],
+        [5, 1000, 64, 64], [5, 300, 64, 64]]
     if ref:
         assert report["settings"][0]["speedup_vs_seed"] > 0
     assert report["mpc_steps_per_s"] > 0 and report["fit"]["ratio_to_floor"] > 0
@@ -209,3 +223,26 @@ def test_a_seed_reference_loads_one_needing_a_package_is_skipped_a_broken_one_re
     broken.write_text("def f(:\n")
     with pytest.raises(ConfigError, match="could not be loaded: SyntaxError"):
         load_seed_reference(broken)
+
+
+def test_a_setting_whose_environment_cannot_be_made_is_skipped_in_one_line(monkeypatch,
+                                                                           tmp_path, capsys):
+    from dynaplan.app import bench
+    from dynaplan.errors import ConfigError
+
+    made = bench.random_data
+
+    def without_mujoco(n, seed=0, env_id=bench.ENV):
+        if env_id != bench.ENV:
+            raise ConfigError(f"cannot make {env_id}: MuJoCo is not installed")
+        return made(n, seed, env_id)
+
+    monkeypatch.setattr(bench, "random_data", without_mujoco)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--calls", "1", "--warmup", "0", "--fit-epochs", "1", "--loop-steps",
+                 "1", "--device", "cpu", "--seed-reference", "", "--settings", "b_seed_random",
+                 "g_pets_inverted_pendulum", "--json", str(out)]) == 0
+    assert [s["setting"] for s in json.loads(out.read_text())["settings"]] == ["b_seed_random"]
+    err = capsys.readouterr().err
+    assert "bench g_pets_inverted_pendulum skipped: cannot make InvertedPendulum-v5" in err
+    assert "Traceback" not in err

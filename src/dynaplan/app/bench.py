@@ -63,7 +63,7 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
     dyn, rew, planned = setting_models(setting, buf, device)
     planner = build(setting, planned, rew, device, compile, cuda_graph, kernel)
     kernel = getattr(planner, "planner", planner).objective.kernel  # "auto" resolved
-    obs_np = buf.obs[0]
+    obs_np = buf.obs[0] if setting.batch == 1 else buf.obs[:setting.batch]  # [O] or [B, O]
     agent = MPCAgent(planner, device)
     timed: dict[str, Callable[[], object]] = {"dynaplan": lambda: agent.act(obs_np)}
     if cuda_graph:  # the same planner without the graph, side by side
@@ -107,6 +107,8 @@ def bench_setting(setting, buf, device, calls, warmup, ref, compile, cuda_graph=
         "rollout_kernel": kernel,
         "members": setting.members,
         "particles": setting.particles,
+        "env": setting.env,
+        "batch": setting.batch,
         "hidden": hidden,
         "ms_p50": float(np.median(ms["dynaplan"])),
         "ms_p99": float(np.percentile(ms["dynaplan"], 99)),
@@ -212,8 +214,13 @@ def run_bench(device: torch.device, calls: int, warmup: int, seed_reference: Pat
         for setting in SETTINGS:
             if setting.name not in settings:
                 continue
+            try:
+                data = buf if setting.env == ENV else random_data(2000, env_id=setting.env)
+            except ConfigError as exc:  # e.g. a MuJoCo environment without mujoco installed
+                warn(f"bench {setting.name} skipped: {exc}")
+                continue
             echo(f"bench {setting.name} ...")
-            results.append(bench_setting(setting, buf, device, calls, warmup, ref, compile,
+            results.append(bench_setting(setting, data, device, calls, warmup, ref, compile,
                                          cuda_graph, kernel))
         echo("bench whole loop and fitting ...")
         steps_per_s = bench_loop(SETTINGS[0], buf, device, loop_steps, cuda_graph, kernel)
@@ -272,8 +279,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "calls are timed beside the torch path's (default: auto)")
     p.add_argument("--settings", nargs="+", metavar="NAME",
                    help="settings to time: a_seed_cem b_seed_random c_pets_sized "
-                        "d_pets_paper (default: all on a GPU; a, b, c on a CPU, where d "
-                        "takes seconds per call)")
+                        "d_pets_paper, and the pets preset's plan calls: e_pets_pendulum, "
+                        "f_pets_pendulum_eval10 (its 10-episode evaluation call), "
+                        "g_pets_inverted_pendulum (needs MuJoCo) (default: all on a GPU; all "
+                        "but d on a CPU, where d takes seconds per call)")
     p.add_argument("--fit-epochs", type=int, default=10,
                    help="epochs per timed fit (5 fits; the seed fits 50 per iteration) "
                         "(default: 10)")

@@ -24,7 +24,7 @@ from dynaplan.accel.graphed import GraphedPlanner
 from dynaplan.build import build_fit_parts
 from dynaplan.config import TrainConfig
 from dynaplan.data import ReplayBuffer
-from dynaplan.envs import known_reward, make_env
+from dynaplan.envs import make_env, resolve_reward, resolve_termination
 from dynaplan.episodes import collect_random
 from dynaplan.errors import ConfigError, quoted
 from dynaplan.models import DynamicsModel, EnsembleDynamics, GaussianEnsemble, RewardModel, fit
@@ -37,6 +37,8 @@ CHECKOUT_SEED_REFERENCE = Path("../shared/anchors/seed_reference.py")
 """Where a development checkout keeps the seed's code, from the project folder."""
 SEED_NET: dict = {}  # the seed's 512-256 BatchNorm MLP (MLP defaults)
 PETS_NET = {"hidden": (200, 200, 200, 200), "batch_norm": False, "activation": "silu"}
+PRESET_NET = {"hidden": (64, 64, 64), "batch_norm": False, "activation": "relu"}
+"""The ensemble members of the `pets`, `icem` and `mppi` presets on a small environment."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Setting:
     seed_planner: str | None = None  # name of the seed_reference function to compare
     members: int = 0  # > 0: a GaussianEnsemble of this many members (net: its hidden sizes)
     particles: int = 1  # per candidate sequence, TS-inf (ensembles only)
+    env: str = ENV  # whose random data, action bounds and planning functions
+    reward: str = "known"  # without learned_reward: envs.resolve_reward's name
+    termination: str = "none"  # envs.resolve_termination's name
+    batch: int = 1  # start states planned in one call (an evaluation of `batch` episodes)
 
 
 SETTINGS = (
@@ -62,8 +68,19 @@ SETTINGS = (
     # the published PETS setting whole: 5 members of 4x200 SiLU units, 20 particles TS-inf
     # (20x setting c's rows: about 2.5 s per call on a 2-core CPU, so a GPU setting)
     Setting("d_pets_paper", "cem", 500, 30, 5, 50, PETS_NET, False, None, 5, 20),
+    # the `pets` preset's plan call on Pendulum-v1 (5 members of 3 x 64 ReLU units, 5
+    # particles TS-inf, CEM 100 x 3, horizon 15, known reward), and its evaluation call:
+    # 10 episodes planned at once
+    Setting("e_pets_pendulum", "cem", 100, 15, 3, 10, PRESET_NET, False, None, 5, 5),
+    Setting("f_pets_pendulum_eval10", "cem", 100, 15, 3, 10, PRESET_NET, False, None, 5, 5,
+            batch=10),
+    # the `pets` preset's plan call on InvertedPendulum-v5: CEM 300 x 5, horizon 30, the
+    # shaped reward and the known termination (needs MuJoCo: skipped with a note without)
+    Setting("g_pets_inverted_pendulum", "cem", 300, 30, 5, 10, PRESET_NET, False, None, 5, 5,
+            env="InvertedPendulum-v5", reward="shaped", termination="known"),
 )
-CPU_SETTINGS = ("a_seed_cem", "b_seed_random", "c_pets_sized")  # the default off a GPU
+CPU_SETTINGS = ("a_seed_cem", "b_seed_random", "c_pets_sized", "e_pets_pendulum",
+                "f_pets_pendulum_eval10", "g_pets_inverted_pendulum")  # the default off a GPU
 
 
 def setting_named(name: str) -> Setting:
@@ -71,8 +88,8 @@ def setting_named(name: str) -> Setting:
     return next(s for s in SETTINGS if s.name == name)
 
 
-def random_data(n_transitions: int, seed: int = 0) -> ReplayBuffer:
-    env, spec = make_env(ENV)
+def random_data(n_transitions: int, seed: int = 0, env_id: str = ENV) -> ReplayBuffer:
+    env, spec = make_env(env_id)
     env.action_space.seed(seed)
     buf = ReplayBuffer(spec.obs_dim, spec.action_dim, capacity=n_transitions)
     episodes = -(-n_transitions // 200)
@@ -107,7 +124,7 @@ def ensemble_gflop(setting: Setting, dynamics: EnsembleDynamics) -> tuple[float,
     the shape [E, rows per member, h, h] of its hidden layers."""
     ens = dynamics.ensemble
     per_row = sum(2 * layer.weight[0].numel() for layer in [*ens.hidden_layers, ens.head])
-    rows = setting.num_sequences * setting.particles
+    rows = setting.num_sequences * setting.particles * setting.batch
     gflop = rows * setting.horizon * setting.iterations * per_row / 1e9
     h = setting.net["hidden"][0]
     return gflop, [setting.members, rows // setting.members, h, h]
@@ -136,15 +153,18 @@ def build(setting: Setting, dyn, rew, device: torch.device, compile: bool,
           cuda_graph: bool = False, kernel: str = "auto"):
     # run_bench's tf32 block sets cuBLAS; the Triton kernel takes the setting from here
     tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
-    reward = rew if setting.learned_reward else known_reward(ENV)
-    rollout = accel.select_rollout(kernel, dyn, reward, None, compile=compile, tf32=tf32)
-    objective = ModelObjective(dyn, reward, rollout=rollout)
+    reward = rew if setting.learned_reward else resolve_reward(setting.env, setting.reward)
+    assert reward is not None, f"{setting.env} has no {setting.reward} reward"
+    termination = resolve_termination(setting.env, setting.termination)
+    rollout = accel.select_rollout(kernel, dyn, reward, termination, compile=compile,
+                                   tf32=tf32)
+    objective = ModelObjective(dyn, reward, termination, rollout=rollout)
     return setting_planner(setting, objective, device, cuda_graph)
 
 
 def setting_planner(setting: Setting, objective, device: torch.device, cuda_graph: bool = False):
     """The setting's planner over `objective`, its generator seeded 0 on `device`."""
-    spec = make_env(ENV)[1]
+    spec = make_env(setting.env)[1]
     options: dict = {"num_sequences": setting.num_sequences}
     if setting.planner == "cem":
         options.update(num_iterations=setting.iterations, num_elites=setting.elites)
@@ -184,7 +204,7 @@ def load_seed_reference(path: Path):
     try:
         import sklearn.preprocessing  # noqa: F401
     except ImportError:
-        return None, f"{skip} scikit-learn (pip install scikit-learn)"
+        return None, f"{skip} scikit-learn (pip install scikit-learn, or dynaplan[seedref])"
     spec = importlib.util.spec_from_file_location("seed_reference", path)
     if spec is None or spec.loader is None or not path.is_file():
         raise ConfigError(f"seed reference not found: {path}")
