@@ -9,7 +9,7 @@ one of those comes from a fresh mapping, the kernel faults it in page by page: 1
 and a 256 MB trim threshold, freed blocks stay in the heap and are reused (0 to 335 faults
 an epoch), and the process keeps its peak footprint instead. The time it saves varies from
 run to run: epochs took 0.27-0.45 s with glibc's defaults and 0.27-0.33 s with these
-settings in 13 process pairs (`benchmarks/malloc_fit_ab.py`, BENCHMARKS.md section 2).
+settings in 13 process pairs (`benchmarks/malloc_fit_ab.py`, benchmarks/SPEED_HISTORY.md section 2).
 
 `dynaplan`'s command line sets this once at start; a library user may call
 `keep_freed_memory()` too. It changes nothing where the allocator is not glibc, or where

@@ -3,10 +3,10 @@ probabilistic ensemble propagated by TS-inf.
 
 On a GPU the torch path runs each planning step as about 15 kernels (setting c of
 `dynaplan bench`: 5 matmuls, 4 activations and their bias copies, 14.8 kernels a step by
-the census in BENCHMARKS.md), each a few microseconds long, 30 steps a call and 5 calls a
-plan. `TritonRollout` runs the whole horizon in one launch instead. Rows are independent
-along the horizon, so each program owns `BLOCK_M` rows and carries their state through
-every step itself:
+the census in benchmarks/SPEED_HISTORY.md section 6), each a few microseconds long, 30
+steps a call and 5 calls a plan. `TritonRollout` runs the whole horizon in one launch
+instead. Rows are independent along the horizon, so each program owns `BLOCK_M` rows and
+carries their state through every step itself:
 
 - the state lives in registers, padded to `KI` columns, with the step's action added to
   it as the input [s_t, a_t] of the first layer;
