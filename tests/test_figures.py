@@ -1,14 +1,16 @@
 """A run's figures and videos as a person gets them: the figures over the environment
-steps, with the observed and the predicted return, redrawn after every iteration (a
-stopped run has them: tests/test_logging.py), `dynaplan plot` on a run of an older
-dynaplan; the first video after iteration 0, then every K-th; recording changes nothing
-the run computes."""
+steps, with the observed and the predicted return, redrawn after the first iteration,
+then every few seconds, at the end and at a stop (a stopped run has them:
+tests/test_logging.py), `dynaplan plot` on a run of an older dynaplan; the first video
+after iteration 0, then every K-th; recording changes nothing the run computes."""
 
+import os
+import signal
 import tarfile
 from pathlib import Path
 
 import numpy as np
-from test_logging import config
+from test_logging import FLAGS, TOY, config
 
 from dynaplan.app.cli import main
 from dynaplan.figures import STEPS_LABEL, RunFigures
@@ -94,3 +96,49 @@ def test_the_first_video_comes_after_iteration_0_and_recording_changes_nothing(t
     np.testing.assert_equal(untimed(tmp_path / "video"), untimed(tmp_path / "none"))
     assert (tmp_path / "video" / "episodes.csv").read_text() == \
         (tmp_path / "none" / "episodes.csv").read_text()
+
+
+def redraws(monkeypatch):
+    """The number of metrics rows each redraw of a run's figures showed."""
+    shown = []
+    real = RunFigures.draw
+
+    def counting(self, metrics, *args, **kwargs):
+        shown.append(len(metrics["iteration"]))
+        return real(self, metrics, *args, **kwargs)
+
+    monkeypatch.setattr(RunFigures, "draw", counting)
+    return shown
+
+
+def test_figures_redraw_after_the_first_iteration_then_every_few_seconds_and_at_the_end(
+        tmp_path, monkeypatch):
+    from dynaplan import loop
+
+    shown = redraws(monkeypatch)
+    monkeypatch.setattr(loop, "REDRAW_S", 1e6)  # no redraw between the first and the end
+    train(config(iterations=4), tmp_path / "a", progress=False)
+    assert shown == [1, 4]
+    shown.clear()
+    monkeypatch.setattr(loop, "REDRAW_S", 0.0)
+    train(config(iterations=3), tmp_path / "b", progress=False)
+    assert shown == [1, 2, 3]
+
+
+def test_a_stopped_run_draws_every_iteration_it_logged(tmp_path, monkeypatch):
+    from dynaplan import loop
+
+    shown = redraws(monkeypatch)
+    monkeypatch.setattr(loop, "REDRAW_S", 1e6)
+    calls, real = [], loop.run_episodes
+
+    def stop_in_iteration_2(*args, **kwargs):  # Ctrl-C as iteration 2 starts acting
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "run_episodes", stop_in_iteration_2)
+    assert main(["train", "--env", TOY, *FLAGS, "--iterations", "5", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 130
+    assert shown == [1, 2]  # after iteration 0, then at the stop (after iteration 1)

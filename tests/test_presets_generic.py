@@ -27,8 +27,9 @@ TODAY = {
         dynamics="ensemble", ensemble_size=5, ensemble_hidden=64, ensemble_layers=3,
         ensemble_activation="relu", ensemble_batch_size=32, propagation="tsinf", particles=5,
         planner="cem", num_sequences=100, num_elites=10, num_iterations=3, alpha=0.1,
-        warm_start="on", random_trajectories=1, steps_per_iteration=200, iterations=9,
-        horizon=15, reward="known", epochs=40),
+        # since issue 21: refit every 100 steps on 100-step training episodes
+        warm_start="on", random_trajectories=1, steps_per_iteration=100, iterations=19,
+        horizon=15, reward="known", epochs=40, train_episode_steps=100),
     ("icem", "Pendulum-v1"): dict(
         dynamics="ensemble", ensemble_size=5, ensemble_hidden=64, ensemble_layers=3,
         ensemble_activation="relu", ensemble_batch_size=32, propagation="tsinf", particles=5,
@@ -245,7 +246,7 @@ def test_presets_for_an_env_shows_the_exact_values_and_their_sources(capsys):
     out = capsys.readouterr().out
     assert "tuned values" in out and "\npets:\n" in out and "icem" not in out
     assert [ln.split() for ln in out.splitlines() if ln.startswith("  iterations")] == [
-        ["iterations", "9", "tuned"]]
+        ["iterations", "19", "tuned"]]
 
 
 def test_a_bad_env_id_is_refused_in_one_line(capsys):

@@ -22,8 +22,9 @@ that is being written (interrupt.py).
 
 What a run tells as it goes (docs/logging.md): its lines are log records of the
 dynaplan.loop logger (logs.py; `echo=` / `warn=` take them instead), run.json says who
-ran it with what (run_info.py), and after every iteration metrics.csv, the TensorBoard
-events (tensorboard_log.py) and the figures (figures.py) are brought up to date; a video
+ran it with what (run_info.py), and after every iteration metrics.csv and the TensorBoard
+events (tensorboard_log.py) are brought up to date, the figures (figures.py) after the
+first, then every REDRAW_S seconds, at the end and at a stop; a video
 is saved after iteration 0 and every `video_every`-th one.
 """
 
@@ -100,6 +101,10 @@ from dynaplan.video import save_mp4
 
 Echo = Callable[[str], object]
 _log = logging.getLogger(__name__)
+
+REDRAW_S = 5.0
+"""Seconds between two redraws of a run's figures, at least (its first iteration, its end
+and a stop draw regardless)."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ class _Run:
             raise
         self.dir = Path()
         self.figures = RunFigures(f"{config.env} - {config.planner.name} (seed {config.seed})")
-        self._drawn = -1  # the metrics rows the figures show
+        self._drawn, self._drawn_at = -1, 0.0  # the metrics rows the figures show, and when
         self.last_done: int | None = None  # last checkpointed iteration
         self.history = History()
         self.buffer = ReplayBuffer(self.spec.obs_dim, self.spec.action_dim, capacity=4096)
@@ -257,9 +262,11 @@ class _Run:
                 result = self._finish()
         except RunInterrupted as stop:
             stop.run_dir, stop.iteration = self.dir, self.last_done
+            self._draw_at_stop()
             info.end(stop.stopped())
             raise
         except BaseException as exc:
+            self._draw_at_stop()
             info.end(f"failed: {type(exc).__name__}: {first_line(exc)}")
             raise
         info.end("completed")
@@ -489,19 +496,33 @@ class _Run:
         return "known" if self.config.model.termination == "auto" else \
             self.config.model.termination
 
-    def _draw(self) -> None:
-        """Redraw the figures from every row so far (figures.py)."""
+    def _draw(self, now: bool = False) -> None:
+        """Redraw the figures from every row so far (figures.py): after the first
+        iteration, then once the last redraw is REDRAW_S old (a redraw takes a few tenths
+        of a second, as much as a short iteration plans), and with `now` (the run's end or
+        stop) whatever rows they lack."""
         rows = self.history.rows
-        if self._drawn == len(rows):
+        if self._drawn == len(rows) or not rows:
             return
         t0 = time.perf_counter()
+        if not now and self._drawn >= 0 and t0 - self._drawn_at < REDRAW_S:
+            return
         self.figures.draw(record.columns(rows), self.dir / PLOTS, self.dir)
-        self._drawn = len(rows)
+        self._drawn, self._drawn_at = len(rows), t0
         _log.debug(f"figures redrawn in {self.dir / PLOTS} ({time.perf_counter() - t0:.2f} s)")
+
+    def _draw_at_stop(self) -> None:
+        """The figures of a stopped or failed run, up to its last logged iteration; a
+        figure that cannot be drawn does not hide why the run stopped."""
+        try:
+            if hasattr(self, "metrics"):  # the logs were opened
+                self._draw(now=True)
+        except Exception as exc:
+            _log.debug(f"figures not redrawn at the stop: {first_line(exc)}")
 
     def _finish(self) -> RunResult:
         config = self.config
-        self._draw()  # a resumed run with no iteration left to run draws here
+        self._draw(now=True)  # a resumed run with no iteration left to run draws here too
         summary = record.summary(config, self.history, len(self.buffer), self._wall_s(),
                                  self.device, self.parts.objective.kernel,
                                  self._termination_used())

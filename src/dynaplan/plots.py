@@ -1,5 +1,5 @@
 """Figures from metrics: a run's figures (the seed's three, with the environment steps on
-the x axis, and the diagnostics), redrawn after every iteration, and the planner
+the x axis, and the diagnostics), redrawn as a run goes, and the planner
 comparison."""
 
 from __future__ import annotations

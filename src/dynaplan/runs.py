@@ -9,7 +9,7 @@
       episodes.csv   one row per training episode
       summary.json   written when the run completes
       checkpoints/   one verified folder per iteration (checkpoint.py)
-      plots/         the figures, redrawn after every iteration (plots.py)
+      plots/         the figures, redrawn as the run goes (plots.py)
       videos/        an mp4 of a training episode after iteration 0 and every K-th one
       tensorboard/   TensorBoard event files of the metrics (tensorboard_log.py)
 """
