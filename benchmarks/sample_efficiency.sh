@@ -13,8 +13,9 @@ for m in $methods; do
   for s in $seeds; do
     if [ "$m" = seed-cem ]; then  # the seed exercise: 2000 random steps, one planned iteration
       jobs+=("--iterations 1 --seed $s --out $out/Pendulum-v1__seed-cem__s$s")
-    else  # 1 random episode + 9 iterations of 200 steps = 2000 steps
-      jobs+=("--preset $m --iterations 9 --eval-every 2 --seed $s --out $out/Pendulum-v1__${m}__s$s")
+    else  # the preset's own schedule, 2000 steps: 1 random episode + 9 iterations of 200
+      # steps (pets since issue 21: 100 random steps + 19 iterations of 100)
+      jobs+=("--preset $m --eval-every 2 --seed $s --out $out/Pendulum-v1__${m}__s$s")
     fi
   done
 done
