@@ -75,7 +75,7 @@ DIAGNOSTICS = (
     Panel("Return over H steps", (
         _curve("planner/predicted_return", "planned (predicted)"),
         _curve("planner/real_return", "real (what followed)"))),
-    Panel("Reward model RMSE", (_curve("model/reward_rmse", "reward model"),), log=True),
+    Panel("Planning reward RMSE", (_curve("model/reward_rmse", "planning reward"),), log=True),
     Panel("Learned termination (validation)", (
         _curve("model/termination_precision", "precision"),
         _curve("model/termination_recall", "recall")), ylim=(-0.05, 1.05)),
