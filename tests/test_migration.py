@@ -29,9 +29,8 @@ FLAGS = ["--iterations", "2", "--random-trajectories", "1", "--steps-per-iterati
          "--horizon", "3", "--num-sequences", "8", "--cem-iterations", "2", "--num-elites", "2",
          "--epochs", "2", "--batch-size", "64", "--video-every", "0", "--device", "cpu"]
 PETS = ["--preset", "pets", "--ensemble-hidden", "8", "--ensemble-layers", "1"]
-DATA_ = Path(__file__).parent / "data"
 # the default before `auto` existed, and the pets preset's training episodes before issue 21
-OLD_DEFAULTS = ["--termination", "none", "--config", str(DATA_ / "pets_before_issue21.yaml")]
+OLD_DEFAULTS = ["--termination", "none", "--config", str(DATA / "pets_before_issue21.yaml")]
 
 
 @pytest.fixture

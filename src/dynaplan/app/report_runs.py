@@ -104,10 +104,9 @@ def seconds_to(run: Run, metric: str, threshold: float) -> float:
     iteration whose `metric` reaches `threshold`: inf where none does, NaN for a run
     written before dynaplan logged time/wall_s."""
     y = run.returns[metric]
-    hit = np.flatnonzero(np.isfinite(y) & (y >= threshold))
-    if not hit.size:
-        return math.inf
-    return float(run.wall_s[hit[0]]) if run.wall_s is not None else math.nan
+    wall = run.wall_s if run.wall_s is not None else np.full_like(y, math.nan)
+    ok = np.isfinite(y)
+    return steps_to(wall[ok], y[ok], threshold)  # the same first iteration, its seconds
 
 
 def aggregate(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
