@@ -10,6 +10,7 @@ from torch import nn
 
 from dynaplan.data import ReplayBuffer
 from dynaplan.models import Bootstrap, EnsembleDynamics, FitPart, GaussianEnsemble, fit
+from dynaplan.models.ensemble import bound_penalty_weight
 from dynaplan.objective import ModelObjective
 
 
@@ -119,6 +120,21 @@ def test_ensemble_fits_a_noisy_linear_system():
     with torch.no_grad():
         _, logvar = ens(ens.input_norm.normalize(torch.as_tensor(x[:400])).expand(3, -1, -1))
     assert logvar.exp().mean() < 0.2  # learned a small noise variance
+
+
+@pytest.mark.parametrize("outputs", [3, 105, 400])
+def test_a_bound_above_the_data_is_pulled_back_at_any_width(outputs):
+    """min_logvar far above the data's spread: the loss must pull it down, whatever the
+    number of outputs. With the paper's flat 0.01 and over 100 outputs the penalty won
+    and the bounds crossed (Ant-v5: the model's spread grew without limit)."""
+    torch.manual_seed(0)
+    ens = GaussianEnsemble(4, outputs, members=2, hidden=(16,))
+    with torch.no_grad():
+        ens.min_logvar.fill_(5.0)  # variance e^5 against data of unit spread
+    x, y = torch.randn(2, 64, 4), torch.randn(2, 64, outputs)
+    ens.loss(x, y).sum().backward()
+    assert (ens.min_logvar.grad > 0).all()  # gradient descent lowers it
+    assert bound_penalty_weight(outputs) == (0.01 if outputs <= 50 else 0.5 / outputs)
 
 
 def test_objective_averages_particles_and_stops_after_termination():
