@@ -31,7 +31,6 @@ from dynaplan.models import (
     Minibatches,
     RewardModel,
 )
-from dynaplan.models.fitting import adam
 from dynaplan.models.termination import TerminationModel
 from dynaplan.objective import ModelObjective
 from dynaplan.plan_memory import check_plan_memory
@@ -42,6 +41,7 @@ from dynaplan.types import (
     Dynamics,
     Learnable,
     Objective,
+    Optimizer,
     RewardFn,
     Rollout,
     TerminationFn,
@@ -127,7 +127,8 @@ def build_termination(spec: EnvSpec, device: torch.device,
 def termination_fit_part(config: TrainConfig, model: TerminationModel) -> FitPart:
     """How a termination model is fitted: Adam on minibatches of 256 without input noise,
     on the run's train/validation split, with the reference gradient step."""
-    return FitPart("termination", model, adam(model.parameters(), 1e-3), Minibatches(256))
+    return FitPart("termination", model, accel.select_optimizer(model.parameters(), 1e-3),
+                   Minibatches(256))
 
 
 def learns_reward(config: TrainConfig) -> bool:
@@ -145,7 +146,8 @@ def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
     where the planner plans with it (`learns_reward`); checkpoints hold it either way."""
     m = config.model
     minibatches = Minibatches(m.batch_size, m.input_noise)
-    parts = [FitPart("reward", reward, adam(reward.parameters(), m.lr), minibatches,
+    parts = [FitPart("reward", reward, accel.select_optimizer(reward.parameters(), m.lr),
+                     minibatches,
                      accel.select_fit_step, fitted=learns_reward(config))]
     if isinstance(dynamics, Ensemble):
         e = m.ensemble
@@ -154,12 +156,13 @@ def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
                              accel.select_fit_step))
     else:
         learnable = cast(Learnable, dynamics)  # every DYNAMICS type is Learnable
-        parts.append(FitPart("dynamics", learnable, adam(dynamics.parameters(), m.lr),
+        parts.append(FitPart("dynamics", learnable,
+                             accel.select_optimizer(dynamics.parameters(), m.lr),
                              minibatches, accel.select_fit_step))
     return parts
 
 
-def checkpoint_optimizers(parts: list[FitPart]) -> list[torch.optim.Optimizer]:
+def checkpoint_optimizers(parts: list[FitPart]) -> list[Optimizer]:
     """The parts' optimizers in the order checkpoints store them: dynamics, reward."""
     by_name = {p.name: p.optimizer for p in parts}
     return [by_name["dynamics"], by_name["reward"]]

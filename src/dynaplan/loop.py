@@ -96,7 +96,7 @@ from dynaplan.runs import (
 from dynaplan.runstate import Generators, History, capture, restore
 from dynaplan.safe_files import write_text
 from dynaplan.tensorboard_log import TensorBoardLog, open_log, require, why_not
-from dynaplan.types import Transitions
+from dynaplan.types import Optimizer, Transitions
 from dynaplan.video import save_mp4
 
 Echo = Callable[[str], object]
@@ -315,7 +315,7 @@ class _Run:
         elif self.config.tensorboard == "auto":
             _log.debug(f"tensorboard: no event files ({why_not()})")
 
-    def _termination(self) -> tuple[Any, torch.optim.Optimizer] | None:
+    def _termination(self) -> tuple[Any, Optimizer] | None:
         """The learned termination model and its optimizer, where the run has one."""
         part = self.parts.termination_fit
         return None if part is None else (part.model, part.optimizer)

@@ -33,6 +33,7 @@ from torch import nn
 from dynaplan.checkpoint import Checkpoint
 from dynaplan.config import TrainConfig, from_dict, to_dict
 from dynaplan.errors import CheckpointError, ConfigError
+from dynaplan.types import Optimizer
 
 
 @dataclass
@@ -104,10 +105,10 @@ def capture(
     config: TrainConfig,
     device: torch.device,
     models: Sequence[nn.Module],
-    optimizers: Sequence[torch.optim.Optimizer],
+    optimizers: Sequence[Optimizer],
     generators: Generators,
     history: History,
-    termination: tuple[nn.Module, torch.optim.Optimizer] | None = None,
+    termination: tuple[nn.Module, Optimizer] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(state.json part, tensors.pt part) of the run as it is now; `termination`: a
     learned termination model and its optimizer, where the run has one."""
@@ -141,10 +142,10 @@ def restore(
     config: TrainConfig,
     device: torch.device,
     models: Sequence[nn.Module],
-    optimizers: Sequence[torch.optim.Optimizer],
+    optimizers: Sequence[Optimizer],
     generators: Generators,
     dims: tuple[int, int] | None = None,
-    termination: tuple[nn.Module, torch.optim.Optimizer] | None = None,
+    termination: tuple[nn.Module, Optimizer] | None = None,
 ) -> History:
     """Put `checkpoint` into freshly built models, optimizers and generators; return the
     history it holds. The generators come last: building the models drew from torch's.

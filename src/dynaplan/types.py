@@ -183,6 +183,15 @@ class FitStep(Protocol):
         ...
 
 
+class Optimizer(Protocol):
+    """What a fit needs of an optimizer: torch.optim.Adam (the reference) or an
+    accelerator's (accel.select_optimizer); state_dicts in torch.optim's format."""
+
+    def step(self) -> Any: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
 SelectFitStep = Callable[[Learnable, Tensor], FitStep]
 """Chooses a model's FitStep once a fit, from the model (in train mode) and a batch of at
 least two normalized input rows."""

@@ -1,7 +1,7 @@
 """Everything that makes dynaplan faster and nothing that defines it.
 
 The definitions are plain torch (models/, objective.py); each accelerator here computes
-the same, faster, behind one of three seams:
+the same, faster, behind one of four seams:
 
 - a `Rollout` of the objective's horizon loop (`select_rollout`): "torch" (the fused
   torch path: normalizers and BatchNorm folded into the weights, buffers reused, the
@@ -10,6 +10,8 @@ the same, faster, behind one of three seams:
   (one GPU kernel a plan; triton_*.py);
 - a `FitStep` of `models.fit` (`select_fit_step`, fit_steps.py): the seed network's whole
   step in native code, or autograd through a faster forward pass;
+- the `Optimizer` of a fit part (`select_optimizer`): Adam as torch's fused kernel,
+  without torch.optim (fused_adam.py);
 - around the planner and the process: CUDA graphs (graphed.py), TF32 matmuls
   (precision.py), glibc's allocator thresholds (allocator.py).
 
@@ -21,14 +23,14 @@ compiler run and no triton import.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 if TYPE_CHECKING:
-    from dynaplan.types import FitStep, Learnable, RewardFn, Rollout, TerminationFn
+    from dynaplan.types import FitStep, Learnable, Optimizer, RewardFn, Rollout, TerminationFn
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ ACCELERATORS: dict[str, Accelerator] = {
                               _native),
     "fast_forward": Accelerator("fast_forward", "the fast-forward fitting step", "fit",
                                 ("cpu", "cuda")),
+    "fused_adam": Accelerator("fused_adam", "torch's fused Adam kernel", "optimizer",
+                              ("cpu", "cuda")),
     "cuda_graph": Accelerator("cuda_graph", "CUDA graph capture", "planner", ("cuda",),
                               _graphs),
     "tf32": Accelerator("tf32", "TF32 matmuls", "precision", ("cuda",)),
@@ -127,3 +131,24 @@ def select_fit_step(model: Learnable, x: torch.Tensor) -> FitStep:
     from dynaplan.accel.fit_steps import select_fit_step as select
 
     return select(model, x)
+
+
+_FUSED_ADAM: dict[str, str | None] = {}
+"""Per device type: why torch has no fused Adam kernel there (None: it has)."""
+
+
+def select_optimizer(params: Iterable[torch.nn.Parameter], lr: float,
+                     weight_decay: float = 0.0) -> Optimizer:
+    """Adam for a fit part: FusedAdam (fused_adam.py) where this torch has the fused
+    kernel for the parameters' device, else the reference torch.optim.Adam. Same update."""
+    from dynaplan.accel.fused_adam import FusedAdam, fused_adam_unavailable
+
+    params = list(params)
+    device = params[0].device if params else torch.device("cpu")
+    if device.type not in _FUSED_ADAM:
+        _FUSED_ADAM[device.type] = fused_adam_unavailable(device)
+    if _FUSED_ADAM[device.type] is None:
+        return FusedAdam(params, lr, weight_decay)
+    from dynaplan.models.fitting import adam
+
+    return adam(params, lr, weight_decay)

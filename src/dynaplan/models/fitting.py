@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from dynaplan.data.buffer import Split
 from dynaplan.errors import ConfigError
-from dynaplan.types import FitStep, Learnable, SelectFitStep, Transitions
+from dynaplan.types import FitStep, Learnable, Optimizer, SelectFitStep, Transitions
 
 
 def minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -142,15 +142,10 @@ def reference_step(model: Learnable, x: torch.Tensor) -> FitStep:
     return gradient_step
 
 
-def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam with torch's fused kernel where this torch has one for the device (one pass
-    over each parameter instead of about ten elementwise kernels: the CPU default is a
-    loop of single-tensor ops), else the default implementation. Same update either way."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+def adam(params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0) -> Optimizer:
+    """The reference optimizer: torch.optim.Adam (Kingma & Ba 2015) with L2 weight decay.
+    Runs build theirs through accel.select_optimizer (the same update, faster)."""
+    return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay)
 
 
 @dataclass
@@ -160,7 +155,7 @@ class FitPart:
 
     name: str
     model: Learnable
-    optimizer: torch.optim.Optimizer
+    optimizer: Optimizer
     batching: Batching
     select_step: SelectFitStep = reference_step
     fitted: bool = True
