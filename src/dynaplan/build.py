@@ -151,7 +151,7 @@ def build_fit_parts(config: TrainConfig, dynamics: nn.Module,
                      accel.select_fit_step, fitted=learns_reward(config))]
     if isinstance(dynamics, Ensemble):
         e = m.ensemble
-        optimizer = torch.optim.Adam(dynamics.parameters(), lr=e.lr, weight_decay=5e-5)
+        optimizer = accel.select_optimizer(dynamics.parameters(), e.lr, weight_decay=5e-5)
         parts.append(FitPart("dynamics", dynamics, optimizer, Bootstrap(e.size, e.batch_size),
                              accel.select_fit_step))
     else:
