@@ -23,8 +23,9 @@ that is being written (interrupt.py).
 What a run tells as it goes (docs/logging.md): its lines are log records of the
 dynaplan.loop logger (logs.py; `echo=` / `warn=` take them instead), run.json says who
 ran it with what (run_info.py), and after every iteration metrics.csv and the TensorBoard
-events (tensorboard_log.py) are brought up to date, the figures (figures.py) after the
-first, then every REDRAW_S seconds, at the end and at a stop; a video
+events (tensorboard_log.py) are brought up to date, the figures (figures.py) after an
+iteration once REDRAW_S seconds have passed since the session began or they were last
+drawn, and at the end and at a stop; a video
 is saved after iteration 0 and every `video_every`-th one.
 """
 
@@ -227,7 +228,8 @@ class _Run:
             raise
         self.dir = Path()
         self.figures = RunFigures(f"{config.env} - {config.planner.name} (seed {config.seed})")
-        self._drawn, self._drawn_at = -1, 0.0  # the metrics rows the figures show, and when
+        # the metrics rows the figures show, and when (none yet: the session's start)
+        self._drawn, self._drawn_at = -1, self._session_start
         self.last_done: int | None = None  # last checkpointed iteration
         self.history = History()
         self.buffer = ReplayBuffer(self.spec.obs_dim, self.spec.action_dim, capacity=4096)
@@ -497,15 +499,16 @@ class _Run:
             self.config.model.termination
 
     def _draw(self, now: bool = False) -> None:
-        """Redraw the figures from every row so far (figures.py): after the first
-        iteration, then once the last redraw is REDRAW_S old (a redraw takes a few tenths
-        of a second, as much as a short iteration plans), and with `now` (the run's end or
-        stop) whatever rows they lack."""
+        """Redraw the figures from every row so far (figures.py) once REDRAW_S seconds have
+        passed since the last redraw (the first: since the session began), and with `now`
+        (the run's end or stop) whatever rows they lack. A redraw takes a few tenths of a
+        second, as much as a short iteration plans; a run that ends within REDRAW_S draws
+        once, at its end, so its time to solve does not count a redraw."""
         rows = self.history.rows
         if self._drawn == len(rows) or not rows:
             return
         t0 = time.perf_counter()
-        if not now and self._drawn >= 0 and t0 - self._drawn_at < REDRAW_S:
+        if not now and t0 - self._drawn_at < REDRAW_S:
             return
         self.figures.draw(record.columns(rows), self.dir / PLOTS, self.dir)
         self._drawn, self._drawn_at = len(rows), t0
