@@ -124,6 +124,31 @@ def test_figures_redraw_every_few_seconds_and_at_the_end(tmp_path, monkeypatch):
     assert shown == [1, 2, 3]
 
 
+def test_evaluation_time_does_not_bring_a_redraw_on(tmp_path, monkeypatch):
+    """The redraw clock runs without evaluation: slow evaluations after every iteration
+    add no redraws (a run's figures cost at most one redraw per REDRAW_S of training)."""
+    import time
+
+    from dynaplan import loop
+
+    shown = redraws(monkeypatch)
+    monkeypatch.setattr(loop, "REDRAW_S", 3.0)
+    real = loop.evaluate
+
+    def slow(*args, **kwargs):
+        evaluations.append(1)
+        time.sleep(1.0)
+        return real(*args, **kwargs)
+
+    evaluations: list[int] = []
+    monkeypatch.setattr(loop, "evaluate", slow)
+    start = time.perf_counter()
+    train(config(iterations=4, eval_every=1, eval_episodes=1), tmp_path / "a", progress=False)
+    assert len(evaluations) == 4
+    if time.perf_counter() - start - 4.0 < 3.0:  # training itself took under REDRAW_S
+        assert shown == [4]
+
+
 def test_a_stopped_run_draws_every_iteration_it_logged(tmp_path, monkeypatch):
     from dynaplan import loop
 

@@ -24,8 +24,8 @@ What a run tells as it goes (docs/logging.md): its lines are log records of the
 dynaplan.loop logger (logs.py; `echo=` / `warn=` take them instead), run.json says who
 ran it with what (run_info.py), and after every iteration metrics.csv and the TensorBoard
 events (tensorboard_log.py) are brought up to date, the figures (figures.py) after an
-iteration once REDRAW_S seconds have passed since the session began or they were last
-drawn, and at the end and at a stop; a video
+iteration once REDRAW_S seconds without evaluation have passed since the session began
+or they were last drawn, and at the end and at a stop; a video
 is saved after iteration 0 and every `video_every`-th one.
 """
 
@@ -228,8 +228,9 @@ class _Run:
             raise
         self.dir = Path()
         self.figures = RunFigures(f"{config.env} - {config.planner.name} (seed {config.seed})")
-        # the metrics rows the figures show, and when (none yet: the session's start)
-        self._drawn, self._drawn_at = -1, self._session_start
+        # the metrics rows the figures show, and when on the session's clock without its
+        # evaluations (none yet: the session's start)
+        self._drawn, self._drawn_at, self._eval_session_s = -1, self._session_start, 0.0
         self.last_done: int | None = None  # last checkpointed iteration
         self.history = History()
         self.buffer = ReplayBuffer(self.spec.obs_dim, self.spec.action_dim, capacity=4096)
@@ -365,6 +366,7 @@ class _Run:
             returns = evaluate(self.eval_envs, self.parts.eval_agent, warn=self.warn,
                                lengths=lengths)
             eval_s = time.perf_counter() - t_eval
+            self._eval_session_s += eval_s
             row.update(record.eval_columns(returns, lengths))
         row["time/iteration_s"] = time.perf_counter() - t0
         row["time/eval_s"] = eval_s
@@ -499,19 +501,21 @@ class _Run:
             self.config.model.termination
 
     def _draw(self, now: bool = False) -> None:
-        """Redraw the figures from every row so far (figures.py) once REDRAW_S seconds have
-        passed since the last redraw (the first: since the session began), and with `now`
-        (the run's end or stop) whatever rows they lack. A redraw takes a few tenths of a
-        second, as much as a short iteration plans; a run that ends within REDRAW_S draws
-        once, at its end, so its time to solve does not count a redraw."""
+        """Redraw the figures from every row so far (figures.py) once REDRAW_S seconds
+        without evaluation have passed since the last redraw (the first: since the session
+        began), and with `now` (the run's end or stop) whatever rows they lack. A redraw
+        takes a few tenths of a second, as much as a short iteration plans: so it costs at
+        most that per REDRAW_S of training however often the run evaluates, and a run that
+        ends within REDRAW_S draws once, at its end."""
         rows = self.history.rows
         if self._drawn == len(rows) or not rows:
             return
         t0 = time.perf_counter()
-        if not now and t0 - self._drawn_at < REDRAW_S:
+        clock = t0 - self._eval_session_s
+        if not now and clock - self._drawn_at < REDRAW_S:
             return
         self.figures.draw(record.columns(rows), self.dir / PLOTS, self.dir)
-        self._drawn, self._drawn_at = len(rows), t0
+        self._drawn, self._drawn_at = len(rows), clock
         _log.debug(f"figures redrawn in {self.dir / PLOTS} ({time.perf_counter() - t0:.2f} s)")
 
     def _draw_at_stop(self) -> None:
