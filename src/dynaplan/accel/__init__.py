@@ -9,7 +9,8 @@ the same, faster, behind one of four seams:
   "native" (one C kernel call a plan, the CPU; native_*.py, native_kernel.c) and "triton"
   (one GPU kernel a plan; triton_*.py);
 - a `FitStep` of `models.fit` (`select_fit_step`, fit_steps.py): the seed network's whole
-  step in native code, or autograd through a faster forward pass;
+  step in native code, autograd through a faster forward pass, or the Gaussian
+  ensemble's step with its backward pass written out (ensemble_fit.py);
 - the `Optimizer` of a fit part (`select_optimizer`): Adam as torch's fused kernel,
   without torch.optim (fused_adam.py);
 - around the planner and the process: CUDA graphs (graphed.py), TF32 matmuls
@@ -74,6 +75,8 @@ ACCELERATORS: dict[str, Accelerator] = {
                               _native),
     "fast_forward": Accelerator("fast_forward", "the fast-forward fitting step", "fit",
                                 ("cpu", "cuda")),
+    "ensemble_nll": Accelerator("ensemble_nll", "the Gaussian ensemble's written-out fitting step",
+                                "fit", ("cpu", "cuda")),
     "fused_adam": Accelerator("fused_adam", "torch's fused Adam kernel", "optimizer",
                               ("cpu", "cuda")),
     "cuda_graph": Accelerator("cuda_graph", "CUDA graph capture", "planner", ("cuda",),

@@ -9,8 +9,9 @@ a fit, with the model in train mode and two of its normalized input rows, it pic
   ReLU network's first block from its input's statistics (input_batchnorm; with the Linear
   after it in native code where the library builds, native_fit), or any first Linear with
   the fast weight-gradient orientation (input_linear);
-- the reference (autograd through the layers, models/fitting.py) for every other model, the
-  ensembles included.
+- "ensemble_nll": the Gaussian ensemble's NLL step with its backward pass written out
+  (ensemble_fit.py);
+- the reference (autograd through the layers, models/fitting.py) for every other model.
 
 Each gives the reference's gradients up to float32 rounding (tests/test_accel_fit.py).
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dynaplan.accel import input_batchnorm, native_fit
+from dynaplan.accel import ensemble_fit, input_batchnorm, native_fit
 from dynaplan.accel.input_linear import data_linear
 from dynaplan.models.fitting import gradient_step
 from dynaplan.models.mlp import MLP
@@ -64,6 +65,8 @@ def fast_forward_step(model: Learnable, x: torch.Tensor, y: torch.Tensor) -> tor
 def select_fit_step(model: Learnable, x: torch.Tensor) -> FitStep:
     """The fastest FitStep for `model` (module docstring): decided once a fit, since the
     checks cost about 0.25 ms and batches differ only in their rows."""
+    if ensemble_fit.takes_step(model):
+        return ensemble_fit.gaussian_ensemble_step
     if not (isinstance(model, Regressor) and type(model).loss is Regressor.loss
             and isinstance(model.net, MLP)):
         return gradient_step
