@@ -124,17 +124,22 @@ def test_ensemble_fits_a_noisy_linear_system():
 
 @pytest.mark.parametrize("outputs", [3, 105, 400])
 def test_a_bound_above_the_data_is_pulled_back_at_any_width(outputs):
-    """min_logvar far above the data's spread: the loss must pull it down, whatever the
-    number of outputs. With the paper's flat 0.01 and over 100 outputs the penalty won
-    and the bounds crossed (Ant-v5: the model's spread grew without limit)."""
+    """min_logvar a little above the model's error (variance 1.2 x its mse, the raw
+    log-variance far below, so the bound decides it): the loss must pull it down, at any
+    number of outputs. With the paper's flat 0.01 and over 100 outputs the penalty won at
+    any height and the bound ran away (Ant-v5: the model's spread grew without limit)."""
     torch.manual_seed(0)
     ens = GaussianEnsemble(4, outputs, members=2, hidden=(16,))
+    with torch.no_grad():  # mean 0, raw log-variance -20
+        ens.head.weight.zero_()
+        ens.head.bias.zero_()
+        ens.head.bias[..., outputs:] = -20.0
+    x, y = torch.randn(2, 256, 4), torch.randn(2, 256, outputs)
     with torch.no_grad():
-        ens.min_logvar.fill_(5.0)  # variance e^5 against data of unit spread
-    x, y = torch.randn(2, 64, 4), torch.randn(2, 64, outputs)
+        ens.min_logvar.copy_(torch.log(1.2 * (y**2).mean(dim=(0, 1))))
     ens.loss(x, y).sum().backward()
     assert (ens.min_logvar.grad > 0).all()  # gradient descent lowers it
-    assert bound_penalty_weight(outputs) == (0.01 if outputs <= 50 else 0.5 / outputs)
+    assert bound_penalty_weight(outputs) == (0.01 if outputs <= 5 else 0.05 / outputs)
 
 
 def test_objective_averages_particles_and_stops_after_termination():

@@ -25,16 +25,19 @@ BOUND_PENALTY = 0.01
 
 
 def bound_penalty_weight(out_dim: int) -> float:
-    """The bound penalty's weight per output: the paper's 0.01, capped at 0.5 / D.
+    """The bound penalty's weight per output: the paper's 0.01, capped at 0.05 / D.
 
-    A member's likelihood is a mean over its D outputs, so it pulls a bound back towards
-    the data with a force of at most 1/D per output, while the penalty pushes `min_logvar`
-    up (and `max_logvar` down) with its full weight. Past D = 100 outputs (Ant-v5 has 105)
-    0.01 wins for good: the bounds cross and drift apart every step, and the model's
-    spread grows without limit (min_logvar +20, max_logvar -28 after 5,000 Ant-v5 steps).
-    Capped at half the likelihood's force, the bounds stay ordered at any D; at D <= 50
-    (every environment tuned here) the weight is the paper's, unchanged."""
-    return min(BOUND_PENALTY, 0.5 / out_dim)
+    A member's likelihood is a mean over its D outputs, so it pulls `min_logvar` down
+    with a force of at most (1 - mse / variance) / D per output, while the penalty pushes
+    it up (and `max_logvar` down) with its full weight w. Where the bound decides the
+    variance they balance at variance = mse / (1 - w D): with a flat 0.01 that is twice
+    the model's error at D = 50, and past D = 100 (Ant-v5 has 105) the penalty wins for
+    good: the bound runs away above the data and the model's spread grows without limit
+    (min_logvar +20, max_logvar -28 after 5,000 Ant-v5 steps). Capped at 0.05 / D the
+    floor is within 5% of the error at any D; at D <= 5 (Pendulum-v1, InvertedPendulum-v5)
+    the weight is the paper's, unchanged. (Where an output never varies, both bounds
+    fall together below the data, which is right for it, and may cross.)"""
+    return min(BOUND_PENALTY, 0.05 / out_dim)
 
 
 class GaussianEnsemble(Ensemble):
@@ -72,7 +75,7 @@ class GaussianEnsemble(Ensemble):
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gaussian NLL per member [E] (constant dropped), averaged over rows and outputs,
         plus the paper's penalty on the log-variance bounds (`bound_penalty_weight`: 0.01
-        up to 50 outputs); x [E, M, I] and y [E, M, D] normalized, each member its own rows."""
+        up to 5 outputs); x [E, M, I] and y [E, M, D] normalized, each member its own rows."""
         mean, logvar = self(x)
         per_member = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
         weight = bound_penalty_weight(self.out_dim)
