@@ -151,23 +151,6 @@ def test_chunked_validation_loss_equals_the_whole_split(monkeypatch):
     assert VALID_CHUNK >= 2
 
 
-def test_fused_adam_steps_equal_the_default_adam():
-    torch.manual_seed(0)
-    a = DynamicsModel(2, 1)
-    b = DynamicsModel(2, 1)
-    b.load_state_dict(a.state_dict())
-    opt_a, opt_b = adam(a.parameters(), 1e-3), torch.optim.Adam(b.parameters(), lr=1e-3)
-    x, y = torch.randn(64, 3), torch.randn(64, 2)
-    for _ in range(5):
-        for model, opt in ((a, opt_a), (b, opt_b)):
-            opt.zero_grad()
-            torch.mean((model.net(x) - y) ** 2).backward()
-            opt.step()
-    with torch.no_grad():
-        assert torch.allclose(a.net(x), b.net(x), atol=1e-5)
-    assert opt_a.state_dict()["param_groups"][0]["lr"] == 1e-3
-
-
 @pytest.mark.parametrize("batch_norm", [True, False])
 def test_in_place_relu_trains_as_out_of_place(batch_norm):
     from torch import nn
