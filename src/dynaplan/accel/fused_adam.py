@@ -2,13 +2,14 @@
 
 `torch.optim.Adam(params, fused=True)` updates every parameter in one pass of one aten
 op (`torch._fused_adam_`); the default CPU implementation is a loop of about ten
-elementwise ops per parameter tensor (229 against 64 microseconds a step for the `pets`
-preset's ensemble on one thread of this project's CPU). Both, through torch.optim, also
-import torch's compiler stack (`torch._dynamo`, about one second of a fresh process) the
-first time an optimizer is made, because its methods are wrapped to be skipped by
-torch.compile. `FusedAdam` calls the same op with the same arguments as torch.optim's
-fused path, so its updates are torch's fused Adam's to the bit, and it reads and writes
-torch.optim.Adam's `state_dict` format, so checkpoints move freely between the two.
+elementwise ops per parameter tensor (244 against 45 microseconds a step for the `pets`
+preset's ensemble on one thread of this project's CPU, benchmarks/ensemble_adam_ab.py).
+Both, through torch.optim, also import torch's compiler stack (`torch._dynamo`, about one
+second of a fresh process) the first time an optimizer is made, because its methods are
+wrapped to be skipped by torch.compile. `FusedAdam` calls the same op with the same
+arguments as torch.optim's fused path, so its updates are torch's fused Adam's to the
+bit, and it reads and writes torch.optim.Adam's `state_dict` format, so checkpoints move
+freely between the two.
 
 `select_optimizer` (accel/__init__.py) chooses it where torch has the fused kernel for
 the parameters' device; the reference is `torch.optim.Adam` (models/fitting.py's `adam`).
@@ -49,11 +50,10 @@ class FusedAdam:
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
-        self.param_groups: list[dict[str, Any]] = [{"lr": lr, "betas": betas, "eps": eps,
-                              "weight_decay": weight_decay, "amsgrad": False,
-                              "maximize": False, "foreach": None, "capturable": False,
-                              "differentiable": False, "fused": True,
-                              "decoupled_weight_decay": False}]
+        group = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                 "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                 "differentiable": False, "fused": True, "decoupled_weight_decay": False}
+        self.param_groups: list[dict[str, Any]] = [group]  # torch.optim's keys
         self.state: dict[int, dict[str, torch.Tensor]] = {}
 
     def _state(self, k: int, p: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -109,7 +109,8 @@ class FusedAdam:
                 raise ValueError(f"loaded state of parameter {k} has shape "
                                  f"{tuple(saved['exp_avg'].shape)}, the parameter "
                                  f"{tuple(p.shape)}")
-            state[k] = {"step": saved["step"].to(p.device, torch.float32).reshape(()).clone(),
+            step = torch.as_tensor(saved["step"], dtype=torch.float32, device=p.device)
+            state[k] = {"step": step.reshape(()).clone(),
                         "exp_avg": saved["exp_avg"].to(p.device, p.dtype).clone(),
                         "exp_avg_sq": saved["exp_avg_sq"].to(p.device, p.dtype).clone()}
         self.state = state
