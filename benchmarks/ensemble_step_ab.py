@@ -5,49 +5,28 @@ interleaved, median over repeats; and one step of each, timed alone on a fixed b
 
     python benchmarks/ensemble_step_ab.py [--transitions 1000 2000] [--repeats 5]
 
-One torch thread (OMP_NUM_THREADS=1 is set before torch loads). The reward model is not
-fitted (the preset plans with Pendulum's known reward).
+One torch thread (OMP_NUM_THREADS=1 is set before torch loads: pets_fit_ab.py). The
+reward model is not fitted (the preset plans with Pendulum's known reward).
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001  (torch after pets_fit_ab)
 
 import argparse
-import os
-import statistics
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from pets_fit_ab import fit_medians, interleaved, pets_config, pets_parts
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import torch  # after pets_fit_ab, which sets the thread count
 
-from dynaplan.app.bench_setup import random_data  # noqa: E402
-from dynaplan.app.cli import build_parser  # noqa: E402
-from dynaplan.app.flags import config_from_args  # noqa: E402
-from dynaplan.build import build_fit_parts, build_models  # noqa: E402
-from dynaplan.envs import make_env  # noqa: E402
-from dynaplan.models import fit  # noqa: E402
-from dynaplan.models.fitting import reference_step  # noqa: E402
+from dynaplan.models.fitting import reference_step
 
 
 def parts_for(config, fused: bool):
     """`fused`: the written-out step (build's choice); else the reference autograd step."""
-    torch.manual_seed(0)
-    spec = make_env("Pendulum-v1")[1]
-    dynamics, reward = build_models(spec, torch.device("cpu"), config)
-    parts = build_fit_parts(config, dynamics, reward)
-    for part in parts:
+    def change(part):
         if part.name == "dynamics" and not fused:
             part.select_step = reference_step
-    return parts
-
-
-def one_fit(config, buf, fused: bool) -> float:
-    parts = parts_for(config, fused)
-    start = time.perf_counter()
-    fit(parts, buf.tensors(), buf.split(0.2, np.random.default_rng(0)), config.model.epochs,
-        torch.Generator().manual_seed(0))
-    return time.perf_counter() - start
+    return pets_parts(config, change)
 
 
 def step_us(config, fused: bool, steps: int = 1000) -> float:
@@ -70,26 +49,16 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, nargs="+", default=[1000, 2000])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    config = config_from_args(build_parser().parse_args(
-        ["train", "--env", "Pendulum-v1", "--preset", "pets", "--quiet"]))
+    config = pets_config()
     print(f"pets preset on Pendulum-v1: {config.model.epochs} epochs, ensemble batch "
           f"{config.model.ensemble.batch_size}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)")
-    steps: dict[bool, list[float]] = {True: [], False: []}
-    for _ in range(args.repeats):
-        for fused in (False, True):
-            steps[fused].append(step_us(config, fused))
-    before, now = (statistics.median(steps[k]) for k in (False, True))
+    before, now = interleaved(lambda fused: step_us(config, fused), (False, True),
+                              args.repeats)
     print(f"gradient step alone (no optimizer): autograd {before:.1f} us, written out "
           f"{now:.1f} us: {before / now:.2f}x")
     for n in args.transitions:
-        buf = random_data(n)
-        times: dict[bool, list[float]] = {True: [], False: []}
-        one_fit(config, buf, True)  # warm up
-        for _ in range(args.repeats):
-            for fused in (False, True):
-                times[fused].append(one_fit(config, buf, fused))
-        before, now = (statistics.median(times[k]) for k in (False, True))
+        before, now = fit_medians(config, n, parts_for, (False, True), args.repeats)
         print(f"{n} transitions: fit by autograd {before:.3f} s, written out "
               f"{now:.3f} s (median of {args.repeats}): {before / now:.2f}x")
 
