@@ -53,14 +53,14 @@ def copy_run(reference, tmp_path):
     return run
 
 
-def ctrl_c_in_iteration_1(monkeypatch):
-    """Send this process SIGINT when a run starts acting in its iteration 1 (after that
+def ctrl_c_in_iteration(monkeypatch, iteration):
+    """Send this process SIGINT when a run starts acting in `iteration` (after that
     iteration's fit), as Ctrl-C would."""
     real, calls = loop.run_episodes, []
 
     def run_episodes_with_ctrl_c(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # iteration 1, after its fit
+        if len(calls) == iteration + 1:  # the iteration's own episodes, after its fit
             os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
 

@@ -4,12 +4,11 @@ end and at a stop (a stopped run has them:
 tests/test_logging.py), `dynaplan plot` on a run of an older dynaplan; the first video
 after iteration 0, then every K-th; recording changes nothing the run computes."""
 
-import os
-import signal
 import tarfile
 from pathlib import Path
 
 import numpy as np
+from resume_helpers import ctrl_c_in_iteration
 from test_logging import FLAGS, TOY, config
 
 from dynaplan.app.cli import main
@@ -154,15 +153,7 @@ def test_a_stopped_run_draws_every_iteration_it_logged(tmp_path, monkeypatch):
 
     shown = redraws(monkeypatch)
     monkeypatch.setattr(loop, "REDRAW_S", 1e6)
-    calls, real = [], loop.run_episodes
-
-    def stop_in_iteration_2(*args, **kwargs):  # Ctrl-C as iteration 2 starts acting
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "run_episodes", stop_in_iteration_2)
+    ctrl_c_in_iteration(monkeypatch, 2)
     assert main(["train", "--env", TOY, *FLAGS, "--iterations", "5", "--quiet",
                  "--out", str(tmp_path / "run")]) == 130
     assert shown == [2]  # at the stop, with iterations 0 and 1

@@ -12,7 +12,7 @@ import sys
 
 import toy_envs
 from conftest import TINY as CLI_TINY
-from resume_helpers import ctrl_c_in_iteration_1
+from resume_helpers import ctrl_c_in_iteration
 
 import dynaplan
 from dynaplan import loop
@@ -129,7 +129,7 @@ def test_run_json_records_each_session(tmp_path):
 
 
 def test_the_stop_line_names_resume_plot_and_eval(tmp_path, monkeypatch, capsys):
-    ctrl_c_in_iteration_1(monkeypatch)
+    ctrl_c_in_iteration(monkeypatch, 1)
     run = tmp_path / "run"
     assert main(["train", "--env", TOY, *FLAGS, "--iterations", "3", "--quiet",
                  "--out", str(run)]) == 130

@@ -19,7 +19,7 @@ from resume_helpers import (  # noqa: E402
     ARGS,
     assert_same_run,
     copy_run,
-    ctrl_c_in_iteration_1,
+    ctrl_c_in_iteration,
     metrics,
     newest,
 )
@@ -101,7 +101,7 @@ def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
 
 def test_ctrl_c_mid_iteration_stops_with_a_resume_hint(reference, tmp_path, monkeypatch,
                                                        capsys):
-    ctrl_c_in_iteration_1(monkeypatch)
+    ctrl_c_in_iteration(monkeypatch, 1)
     run = tmp_path / "run"
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN when started in the background
     assert main(["train", *ARGS, "--out", str(run)]) == 130

@@ -1,5 +1,5 @@
 """A run's figures, made once and redrawn from its metrics as the run goes (loop.py:
-after its first iteration, then every few seconds, at its end and at a stop), so that a
+every few seconds of training, at its end and at a stop), so that a
 run stopped at any point has them (plots/return.png, dynamics_loss.png, reward_loss.png,
 diagnostics.png).
 

@@ -104,8 +104,9 @@ Echo = Callable[[str], object]
 _log = logging.getLogger(__name__)
 
 REDRAW_S = 5.0
-"""Seconds between two redraws of a run's figures, at least (its first iteration, its end
-and a stop draw regardless)."""
+"""Seconds of training (evaluation not counted) between two redraws of a run's figures,
+at least, the first counted from the session's start (its end and a stop draw
+regardless)."""
 
 
 @dataclass(frozen=True)
