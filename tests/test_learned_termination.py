@@ -18,7 +18,7 @@ from dynaplan.loop import resume, train
 from dynaplan.models import Minibatches, fit
 from dynaplan.models.fitting import FitPart, adam
 from dynaplan.models.termination import TerminationModel, precision_recall
-from dynaplan.objective import ModelObjective
+from dynaplan.objective import ModelObjective, termination_floor
 from dynaplan.runs import load_agent
 from dynaplan.types import Transitions
 
@@ -89,6 +89,34 @@ def test_the_objective_stops_a_particles_return_at_the_predicted_termination():
     assert returns.tolist() == [[5.0, 10.0]]
 
 
+def test_ending_the_episode_is_not_the_best_plan_where_rewards_are_negative():
+    """The dynamics above with a reward of -1 a step: cut at 0 (the hard cut), walking
+    into the end at the 5th step is the best plan (-5 against -10); with each cut-off step
+    worth the data's floor (-2) it is the worst (-5 - 5 * 2 = -15)."""
+    model = fitted_threshold_model()
+    model.eval()
+
+    def dynamics(state, action):
+        return state + action
+
+    def cost(s, a, s2):
+        return -torch.ones(s.shape[:-1])
+
+    actions = torch.stack([torch.full((10, 1), 0.2), torch.zeros(10, 1)])[None]
+    obs = torch.zeros(1, 1)
+    assert ModelObjective(dynamics, cost, model)(obs, actions).tolist() == [[-5.0, -10.0]]
+    floor = termination_floor(torch.tensor([-2.0, -1.0, 3.0]))
+    assert floor == -2.0
+    valued = ModelObjective(dynamics, cost, model, termination_value=floor)
+    assert valued(obs, actions).tolist() == [[-15.0, -10.0]]
+
+
+def test_the_floor_is_never_above_zero():
+    """Where every reward is positive, a termination is worth nothing (the hard cut)."""
+    assert termination_floor(torch.tensor([1.0, 2.0])) == 0.0
+    assert termination_floor(torch.tensor([])) == 0.0
+
+
 class EdgeWalk(gym.Env):
     """x' = x + 0.1 a, reward 1 a step, the episode ends where |x'| > 0.3 (or after 40
     steps): a planner that knows nothing of the end walks off the edge; obs [x, 0]."""
@@ -96,8 +124,8 @@ class EdgeWalk(gym.Env):
     observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
     action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
-    def __init__(self, render_mode=None):
-        self.render_mode = render_mode
+    def __init__(self, render_mode=None, reward=1.0):
+        self.render_mode, self.reward = render_mode, float(reward)
         self.x = 0.0
 
     def reset(self, *, seed=None, options=None):
@@ -108,7 +136,7 @@ class EdgeWalk(gym.Env):
     def step(self, action):
         self.x += 0.1 * float(np.clip(action[0], -1, 1))
         obs = np.array([self.x, 0.0], np.float32)
-        return obs, 1.0, abs(self.x) > 0.3, False, {}
+        return obs, self.reward, abs(self.x) > 0.3, False, {}
 
 
 gym.register("DynaplanEdgeWalk-v0", entry_point=EdgeWalk, max_episode_steps=40)
@@ -158,3 +186,22 @@ def test_none_and_learned_are_honoured(tmp_path):
     assert result.summary["termination"] == "none"
     summary = json.loads((tmp_path / "none" / "summary.json").read_text())
     assert summary["termination"] == "none"
+
+
+def test_a_run_values_a_termination_at_its_datas_floor_and_eval_does_too(tmp_path,
+                                                                         monkeypatch):
+    """EdgeWalk at -1 a step: training plans with -1 per cut-off step (the floor of the
+    data's rewards, after every fit), so does `eval`; `--termination-value zero` is the
+    hard cut."""
+    seen = []
+    monkeypatch.setattr("dynaplan.build.termination_floor",
+                        lambda r: seen.append(r.clone()) or termination_floor(r))
+    values = {**SMALL, "iterations": 2, "env_kwargs": {"reward": -1.0}}
+    train(config_from_values(values), tmp_path / "floor", progress=False, echo=lambda s: None)
+    assert len(seen) >= 2 and all(bool((r == -1.0).all()) for r in seen)  # every fit's data
+    assert load_agent(tmp_path / "floor", "cpu").agent.planner.objective.termination_value \
+        == -1.0
+    train(config_from_values({**values, "termination_value": "zero"}), tmp_path / "zero",
+          progress=False, echo=lambda s: None)
+    assert load_agent(tmp_path / "zero", "cpu").agent.planner.objective.termination_value \
+        == 0.0

@@ -32,7 +32,7 @@ from dynaplan.models import (
     RewardModel,
 )
 from dynaplan.models.termination import TerminationModel
-from dynaplan.objective import ModelObjective
+from dynaplan.objective import ModelObjective, termination_floor
 from dynaplan.plan_memory import check_plan_memory
 from dynaplan.planners import PLANNERS, Planner
 from dynaplan.runstate import Generators
@@ -223,6 +223,12 @@ def plan_with_termination(config: TrainConfig, objective: ModelObjective,
     objective.refresh()
 
 
+def termination_value(config: TrainConfig, rewards: torch.Tensor) -> float:
+    """The value of each step after a predicted termination, as the config says, from the
+    per-step `rewards` of the data (objective.py)."""
+    return termination_floor(rewards) if config.model.termination_value == "floor" else 0.0
+
+
 def warm_start(config: TrainConfig) -> bool | None:
     """The agent's warm_start argument: None lets the planner decide."""
     return {"auto": None, "on": True, "off": False}[config.planner.warm_start]
@@ -270,6 +276,11 @@ class RunParts:
         if self.eval_objective is self.objective:
             return [self.objective]
         return [self.objective, self.eval_objective]
+
+    def value_terminations(self, config: TrainConfig, rewards: torch.Tensor) -> None:
+        """Value the steps after a predicted termination from the data's `rewards`."""
+        for objective in self.objectives():
+            objective.termination_value = termination_value(config, rewards)
 
     def plan_with_termination(self, config: TrainConfig) -> None:
         """Stop predicted returns at the learned termination once it was fit on data

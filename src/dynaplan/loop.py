@@ -393,6 +393,7 @@ class _Run:
         self._check_finite(it, fitted)
         for objective in self.parts.objectives():
             objective.refresh()
+        self.parts.value_terminations(self.config, data.reward)
         return fitted, data, split
 
     def _fit_termination(self, it: int, data: Transitions, split: Split) -> tuple[float, float]:

@@ -1,10 +1,14 @@
 """The one place where models meet planners: predicted returns of action sequences.
 
     s_0 = obs,  s_{t+1} = f(s_t, a_t),  r_t = r(s_t, a_t, s_{t+1}),
-    return = sum_t r_t * [no predicted termination before step t],
+    return = sum_t (r_t if no predicted termination before step t, else v),
 
 undiscounted, as in the seed, and averaged over `particles` rollouts per sequence (PETS,
-Chua et al. 2018). All B x N x P rollouts run as one batch of rows, particle index
+Chua et al. 2018). `v`, the value of each step a predicted termination cuts off, is 0 by
+default (the hard cut of PETS); a run sets it to the lowest of 0 and the lowest per-step
+reward in its data (`termination_floor`): where staying alive can earn less than nothing
+(an env's control cost above its healthy reward), a cut at 0 would make ending the
+episode the best plan. All B x N x P rollouts run as one batch of rows, particle index
 fastest; the only Python loop is over the horizon, in the `Rollout`.
 
 This module is the definition: `StepRollout` steps the dynamics model in plain torch, and
@@ -46,7 +50,8 @@ class ModelObjective:
     `dynamics` maps (state [R, O], action [R, A]) to the next state and says how many
     `particles` it wants per sequence (1 when it does not say: a deterministic model or a
     plain function). `reward` is a RewardFn (a known function, or a learned model called
-    the same way); `termination` a TerminationFn or None. `rollout` runs the horizon
+    the same way); `termination` a TerminationFn or None; `termination_value` the value
+    of each step a predicted termination cuts off (0: the hard cut). `rollout` runs the horizon
     loop (default: `StepRollout`, the reference); after every fit call `refresh()`, which
     lets an accelerated rollout snapshot the new weights.
     """
@@ -58,8 +63,11 @@ class ModelObjective:
         termination: TerminationFn | None = None,
         rollout: Rollout | None = None,
         particles: int | None = None,
+        termination_value: float = 0.0,
     ) -> None:
         self.dynamics, self.reward, self.termination = dynamics, reward, termination
+        self.termination_value = float(termination_value)
+        """The value of each step after a predicted termination (module docstring)."""
         self.rollout = StepRollout(dynamics) if rollout is None else rollout
         self.particles = int(getattr(dynamics, "particles", 1) if particles is None
                              else particles)
@@ -112,8 +120,17 @@ class ModelObjective:
             acts = actions.reshape(rows * horizon, -1)
             if r is None:
                 r = self.reward(before, acts, after).view(rows, horizon)
-            if self.termination is not None:  # no reward after a predicted termination
+            if self.termination is not None:  # v, not r, after a predicted termination
                 done = self.termination(before, acts, after).view(rows, horizon)
                 alive = done.cumsum(dim=1) == done.long()  # none before step t
-                r = torch.where(alive, r, torch.zeros_like(r))
+                r = torch.where(alive, r, torch.full_like(r, self.termination_value))
         return r.sum(dim=1)
+
+
+def termination_floor(rewards: torch.Tensor) -> float:
+    """The value of a step after a predicted termination, from the per-step rewards seen:
+    the lowest of 0 and the lowest reward, so that ending an episode is never worth more
+    than the worst step of staying in it, nor more than nothing (module docstring)."""
+    if rewards.numel() == 0:
+        return 0.0
+    return min(0.0, float(rewards.min()))

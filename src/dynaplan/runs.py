@@ -36,6 +36,7 @@ from dynaplan.build import (
     build_termination,
     plan_with_termination,
     resolve_device,
+    termination_value,
 )
 from dynaplan.checkpoint import Checkpoint, list_checkpoints
 from dynaplan.checkpoint_read import load_models
@@ -192,6 +193,8 @@ def load_agent(run_dir: Path, device: str = "auto", seed: int = 0,
         termination.eval()
         plan_with_termination(config, objective, termination)
     objective.refresh()
+    objective.termination_value = termination_value(
+        config, torch.as_tensor(checkpoint.buffer.reward))
     gen = torch.Generator(device=dev).manual_seed(seed)
     agent = MPCAgent(build_planner(config, objective, spec, gen), dev)
     return LoadedRun(config, spec, dynamics, reward, checkpoint, agent, source)

@@ -32,6 +32,7 @@ from dynaplan.types import (
     PROPAGATIONS,
     REWARDS,
     TENSORBOARD_MODES,
+    TERMINATION_VALUES,
     TERMINATIONS,
     WARM_STARTS,
     option,
@@ -142,6 +143,11 @@ class ModelConfig:
                               "(module:function, docs/rewards.md), or auto: known where the "
                               "env has one, else learned once the data hold a termination",
                               choices=TERMINATIONS, functions=True)
+    termination_value: str = option(
+        "floor", "what each step after a predicted termination is worth to the planner: "
+        "floor, the lowest of 0 and the lowest per-step reward in the data (ending an "
+        "episode never beats staying in it), or zero, the hard cut of PETS",
+        choices=TERMINATION_VALUES)
     epochs: int = option(50, "passes over the training split per model fit")
     batch_size: int = option(2000, "minibatch size for fitting the MLPs")
     lr: float = option(3e-4, "Adam learning rate of the MLPs (dynamics and reward)")
