@@ -190,17 +190,19 @@ def test_none_and_learned_are_honoured(tmp_path):
 
 def test_a_run_values_a_termination_at_its_datas_floor_and_eval_does_too(tmp_path,
                                                                          monkeypatch):
-    """EdgeWalk at -1 a step: training plans with -1 per cut-off step (the floor of the
-    data's rewards, after every fit), so does `eval`; `--termination-value zero` is the
-    hard cut."""
+    """EdgeWalk at -1 a step, `--termination-value floor`: training plans with -1 per
+    cut-off step (the floor of the data's rewards, after every fit), so does `eval`; the
+    default, zero, is the hard cut."""
     seen = []
     monkeypatch.setattr("dynaplan.build.termination_floor",
                         lambda r: seen.append(r.clone()) or termination_floor(r))
-    values = {**SMALL, "iterations": 2, "env_kwargs": {"reward": -1.0}}
+    values = {**SMALL, "iterations": 2, "env_kwargs": {"reward": -1.0},
+              "termination_value": "floor"}
     train(config_from_values(values), tmp_path / "floor", progress=False, echo=lambda s: None)
     assert len(seen) >= 2 and all(bool((r == -1.0).all()) for r in seen)  # every fit's data
     assert load_agent(tmp_path / "floor", "cpu").agent.planner.objective.termination_value \
         == -1.0
+    assert config_from_values({}).model.termination_value == "zero"
     train(config_from_values({**values, "termination_value": "zero"}), tmp_path / "zero",
           progress=False, echo=lambda s: None)
     assert load_agent(tmp_path / "zero", "cpu").agent.planner.objective.termination_value \

@@ -5,11 +5,13 @@
 
 undiscounted, as in the seed, and averaged over `particles` rollouts per sequence (PETS,
 Chua et al. 2018). `v`, the value of each step a predicted termination cuts off, is 0 by
-default (the hard cut of PETS); a run sets it to the lowest of 0 and the lowest per-step
-reward in its data (`termination_floor`): where staying alive can earn less than nothing
-(an env's control cost above its healthy reward), a cut at 0 would make ending the
-episode the best plan. All B x N x P rollouts run as one batch of rows, particle index
-fastest; the only Python loop is over the horizon, in the `Rollout`.
+default (the hard cut of PETS); with `--termination-value floor` a run sets it to the
+lowest of 0 and the lowest per-step reward in its data (`termination_floor`): where
+staying alive can earn less than nothing (an env's control cost above its healthy
+reward), a cut at 0 makes ending the episode the best plan.
+
+All B x N x P rollouts run as one batch of rows, particle index fastest; the only Python
+loop is over the horizon, in the `Rollout`.
 
 This module is the definition: `StepRollout` steps the dynamics model in plain torch, and
 the reward and the termination are then evaluated once over all R x H transitions (they

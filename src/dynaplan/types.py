@@ -46,9 +46,9 @@ TERMINATIONS = ("auto", "none", "known", "learned")
 """Where predicted returns stop: never, at the env's known (or registered) termination, at
 a learned termination model's, or auto (known where there is one, else learned once the
 data hold a termination); a `module:function` is a user's own (envs/functions.py)."""
-TERMINATION_VALUES = ("floor", "zero")
-"""What a step after a predicted termination is worth to the planner: the lowest of 0 and
-the lowest per-step reward in the data (floor), or 0, the hard cut (objective.py)."""
+TERMINATION_VALUES = ("zero", "floor")
+"""What a step after a predicted termination is worth to the planner: 0, the hard cut, or
+the lowest of 0 and the lowest per-step reward in the data (floor) (objective.py)."""
 WARM_STARTS = ("auto", "on", "off")
 TENSORBOARD_MODES = ("auto", "on", "off")
 """TensorBoard event files: where the tensorboard package imports, always (refused without

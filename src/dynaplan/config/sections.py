@@ -144,9 +144,9 @@ class ModelConfig:
                               "env has one, else learned once the data hold a termination",
                               choices=TERMINATIONS, functions=True)
     termination_value: str = option(
-        "floor", "what each step after a predicted termination is worth to the planner: "
-        "floor, the lowest of 0 and the lowest per-step reward in the data (ending an "
-        "episode never beats staying in it), or zero, the hard cut of PETS",
+        "zero", "what each step after a predicted termination is worth to the planner: "
+        "zero, the hard cut of PETS, or floor, the lowest of 0 and the lowest per-step "
+        "reward in the data (ending an episode never beats staying in it)",
         choices=TERMINATION_VALUES)
     epochs: int = option(50, "passes over the training split per model fit")
     batch_size: int = option(2000, "minibatch size for fitting the MLPs")
