@@ -61,6 +61,28 @@ def test_the_figures_are_over_env_steps_with_the_predicted_return(tmp_path):
         400, 600, 800, 1000]
 
 
+def labelled_y_ticks(ax):
+    """The y tick values that fall in view and carry a label, as the saved figure has them."""
+    ax.figure.canvas.draw()
+    low, high = ax.get_ylim()
+    return [t.get_text() for t in ax.get_yticklabels()
+            if t.get_text() and low <= t.get_position()[1] <= high]
+
+
+def test_every_log_axis_has_labels_however_narrow_its_range(tmp_path):
+    # HalfCheetah-v5's planning reward RMSE ran from 0.05 to 0.2: one decade boundary at
+    # most in view, and with only powers of ten labelled the axis had none
+    for rmse in ([0.05, 0.09, 0.2], [0.3, 0.5, 0.7], [1e-4, 1e-2, 1.0]):
+        metrics = {"iteration": [0, 1, 2], "env_steps": [400, 600, 800],
+                   "model/reward_rmse": rmse}
+        figures = RunFigures("title")
+        figures.draw(metrics, tmp_path / "plots", tmp_path)
+        ax = next(ax for ax in figures.figures["diagnostics.png"][0].axes
+                  if ax.get_ylabel() == "Planning reward RMSE")
+        assert ax.get_yscale() == "log"
+        assert len(labelled_y_ticks(ax)) >= 2, (rmse, labelled_y_ticks(ax))
+
+
 def test_metrics_without_env_steps_are_drawn_over_iterations(tmp_path):
     figures = RunFigures("title")
     figures.draw({"iteration": [0, 1], "train/return": [1.0, 2.0]}, tmp_path / "plots",

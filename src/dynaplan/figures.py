@@ -8,7 +8,8 @@ iteration for metrics that lack them). Each figure is built once, outside pyplot
 fixed margins; a redraw only replaces its curves' data, so the axes, ticks and texts are
 kept and an iteration's redraw costs a fraction of drawing anew (measured in
 docs/logging.md). Log scales carry no minor ticks and plain labels (0.01, not 10^-2 in
-mathtext), which would cost more than the curves.
+mathtext), which would cost more than the curves; where the curves span under two decades,
+2 and 5 of each decade are labelled too, so that every log axis has labels.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator  # noqa: E402
 
 from dynaplan.safe_files import atomic_write  # noqa: E402
 
@@ -120,6 +121,7 @@ class _Axes:
         self.empty = ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center",
                              transform=ax.transAxes, color="gray")
         self.scale = "linear"
+        self.subs: tuple[float, ...] = ()
         ax.set_title(title)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         ax.set_ylabel(panel.ylabel)
@@ -172,7 +174,14 @@ class _Axes:
             if scale == "log":  # plain labels (0.01, 1e-05): mathtext costs more than a curve
                 self.ax.minorticks_off()
                 self.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            self.scale = scale
+            self.scale, self.subs = scale, ()
+        if scale == "log":  # under two decades drawn: 1, 2 and 5 of each, or no label shows
+            low = min(float(v.min()) for v in values)
+            high = max(float(v.max()) for v in values)
+            subs = (1.0,) if high >= 100 * low else (1.0, 2.0, 5.0)
+            if subs != self.subs:
+                self.ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+                self.subs = subs
 
 
 class RunFigures:
