@@ -1,11 +1,10 @@
 """The figure of BENCHMARKS.md's "HalfCheetah-v5 within 20,000 steps": the training
-episodes' return per seed and their mean, and the model's open-loop error, from the
+episodes' return per seed and their median, and the model's open-loop error, from the
 metrics.csv files copied into benchmarks/results/halfcheetah_20k/.
 
     python benchmarks/plot_halfcheetah_20k.py
 """
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -14,20 +13,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dynaplan.metrics import read_metrics  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "halfcheetah_20k"
 FIGURE = ROOT / "docs" / "figures" / "halfcheetah_20k.png"
 
 
-def column(rows: list[dict[str, str]], key: str) -> np.ndarray:
-    return np.array([float(r[key]) for r in rows])
-
-
 def main() -> None:
-    runs = {s: list(csv.DictReader(open(RESULTS / f"s{s}_metrics.csv"))) for s in (0, 1, 2)}
+    runs = {s: read_metrics(RESULTS / f"s{s}_metrics.csv") for s in (0, 1, 2)}
     fig, (ret, err) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = column(runs[0], "env_steps")
-    returns = np.stack([column(rows, "train/return") for rows in runs.values()])
+    steps = np.array(runs[0]["env_steps"])
+    returns = np.array([run["train/return"] for run in runs.values()])
     for s, row in zip(runs, returns, strict=True):
         ret.plot(steps, row, lw=0.8, alpha=0.6, label=f"seed {s}")
     ret.plot(steps, np.median(returns, axis=0), "k", lw=2, label="median of 3 seeds")
@@ -39,7 +36,7 @@ def main() -> None:
     for key, label in (("model/open_loop_error_1", "1 step"),
                        ("model/open_loop_error_5", "5 steps"),
                        ("model/open_loop_error_h", "H = 15 steps")):
-        err.plot(steps, np.median([column(rows, key) for rows in runs.values()], axis=0),
+        err.plot(steps, np.median([run[key] for run in runs.values()], axis=0),
                  marker=".", label=label)
     err.set(xlabel="Environment steps (random data included)",
             ylabel="Open-loop error, held-out (normalized RMS)",

@@ -62,7 +62,7 @@ def test_the_figures_are_over_env_steps_with_the_predicted_return(tmp_path):
 
 
 def labelled_y_ticks(ax):
-    """The y tick values that fall in view and carry a label, as the saved figure has them."""
+    """The y tick labels that fall in view and are not blank, as the saved figure has them."""
     ax.figure.canvas.draw()
     low, high = ax.get_ylim()
     return [t.get_text() for t in ax.get_yticklabels()
@@ -72,7 +72,8 @@ def labelled_y_ticks(ax):
 def test_every_log_axis_has_labels_however_narrow_its_range(tmp_path):
     # HalfCheetah-v5's planning reward RMSE ran from 3e-8 to 6e-8: no power of ten in
     # view, and with only powers of ten labelled the axis had no label at all
-    for rmse in ([0.05, 0.09, 0.2], [0.3, 0.5, 0.7], [1e-4, 1e-2, 1.0]):
+    for rmse in ([3e-8, 4e-8, 6e-8], [0.05, 0.09, 0.2], [0.3, 0.5, 0.7],
+                 [1e-4, 1e-2, 1.0]):
         metrics = {"iteration": [0, 1, 2], "env_steps": [400, 600, 800],
                    "model/reward_rmse": rmse}
         figures = RunFigures("title")

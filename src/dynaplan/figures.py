@@ -121,7 +121,6 @@ class _Axes:
         self.empty = ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center",
                              transform=ax.transAxes, color="gray")
         self.scale = "linear"
-        self.subs: tuple[float, ...] = ()
         ax.set_title(title)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         ax.set_ylabel(panel.ylabel)
@@ -174,14 +173,12 @@ class _Axes:
             if scale == "log":  # plain labels (0.01, 1e-05): mathtext costs more than a curve
                 self.ax.minorticks_off()
                 self.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            self.scale, self.subs = scale, ()
+            self.scale = scale
         if scale == "log":  # under two decades drawn: 1, 2 and 5 of each, or no label shows
             low = min(float(v.min()) for v in values)
             high = max(float(v.max()) for v in values)
             subs = (1.0,) if high >= 100 * low else (1.0, 2.0, 5.0)
-            if subs != self.subs:
-                self.ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
-                self.subs = subs
+            self.ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
 
 
 class RunFigures:
